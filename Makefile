@@ -1,0 +1,60 @@
+# One entry point for people and CI. Every target that needs tools sets them up first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+BUF     := node_modules/.bin/buf
+STAMP   := $(VENV)/.installed
+
+.PHONY: help setup run test test-fast lint proto proto-check buf-breaking bench lock clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(STAMP) node_modules/.installed  ## Create .venv and install the pinned dependencies and buf
+
+run: setup  ## Start every service on embedded defaults (SQLite, in-process limiter)
+	$(PY) -m walletcore.devstack
+
+test: setup  ## Run the whole test suite (real PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set)
+	$(PY) -m pytest
+
+test-fast: setup  ## Unit tests only
+	$(PY) -m pytest -m unit -q
+
+lint: setup  ## buf lint, stale generated code, ruff, mypy
+	$(BUF) lint
+	$(MAKE) --no-print-directory proto-check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+proto: setup  ## Regenerate Python code (and .pyi stubs) from protos/
+	$(PY) scripts/gen_protos.py gen/python
+
+proto-check: setup  ## Fail when gen/python differs from what protos/ generate
+	$(PY) scripts/gen_protos.py --check gen/python
+
+buf-breaking: setup  ## Compare protos/ with main's (use after all four services have landed)
+	$(BUF) breaking --against '.git#branch=main'
+
+bench: setup  ## Benchmarks; print ratios against a baseline measured in the same run
+	$(PY) -m benchmarks
+
+lock:  ## Re-resolve requirements.lock from pyproject.toml
+	$(PY) -m uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache var

@@ -1,0 +1,132 @@
+"""Test tiers and the real backing services.
+
+Tiers follow folders: tests/unit, tests/api, tests/integration, tests/e2e each get the marker of
+the same name, so `pytest -m unit` runs the fast tier alone.
+
+PostgreSQL and Redis come from, in order: the DATABASE_URL / REDIS_URL environment variables,
+a testcontainers container when a Docker engine answers, or nowhere, in which case the tests that
+need them are skipped with the reason. With REQUIRE_SERVICES=1 (CI) a missing service fails the
+run instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+_TIERS = ("unit", "api", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        for tier in _TIERS:
+            if tier in parts:
+                item.add_marker(getattr(pytest.mark, tier))
+                break
+
+
+def _require_services() -> bool:
+    return os.environ.get("REQUIRE_SERVICES", "") == "1"
+
+
+def _unavailable(what: str, why: str) -> None:
+    message = f"{what} unavailable: {why}"
+    if _require_services():
+        pytest.fail(f"{message} (REQUIRE_SERVICES=1 forbids skipping)", pytrace=False)
+    pytest.skip(message)
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        docker.from_env(timeout=3).ping()
+    except Exception:
+        return False
+    return True
+
+
+def to_asyncpg_url(url: str) -> str:
+    """Accept the libpq spelling (postgresql://) and return SQLAlchemy's asyncpg one."""
+    for prefix in ("postgresql+asyncpg://", "postgresql+psycopg2://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ValueError("DATABASE_URL must be a PostgreSQL URL")
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """URL of a PostgreSQL server (asyncpg dialect) the whole session may use."""
+    if url := os.environ.get("DATABASE_URL"):
+        yield to_asyncpg_url(url)
+        return
+    if not _docker_answers():
+        _unavailable("PostgreSQL", "DATABASE_URL is not set and no Docker engine answers")
+    from testcontainers.postgres import PostgresContainer
+
+    with PostgresContainer("postgres:16-alpine", driver="asyncpg") as container:
+        yield container.get_connection_url()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """URL of a Redis server the whole session may use; tests isolate by key prefix."""
+    if url := os.environ.get("REDIS_URL"):
+        yield url
+        return
+    if not _docker_answers():
+        _unavailable("Redis", "REDIS_URL is not set and no Docker engine answers")
+    from testcontainers.redis import RedisContainer
+
+    with RedisContainer("redis:7-alpine") as container:
+        host = container.get_container_host_ip()
+        port = container.get_exposed_port(6379)
+        yield f"redis://{host}:{port}/0"
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """A key prefix no other test uses, so tests share one Redis without flushing it."""
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def postgres_url(postgres_server_url: str) -> AsyncIterator[str]:
+    """The URL of a fresh, empty PostgreSQL database created for this test alone.
+
+    Tests may commit for real (concurrency tests must) without seeing each other's rows, and the
+    URL works unchanged in a subprocess. Creating a database costs about 0.15 s here.
+    """
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    admin = create_async_engine(postgres_server_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(postgres_server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh SQLite file, the embedded default."""
+    return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Runs a test once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return str(request.getfixturevalue("sqlite_url"))
+    return str(request.getfixturevalue("postgres_url"))
