@@ -49,10 +49,11 @@ class CredentialVerifier(Protocol):
     """Turns the bearer token of the `authorization` metadata into a Caller.
 
     Raises `walletcore.errors.Unauthenticated` for a missing, malformed, expired or
-    wrongly-signed token, and `PermissionDenied` for a valid token of the wrong kind.
+    wrongly-signed token, and `PermissionDenied` for a valid token of the wrong kind. Async
+    because a verifier may need to fetch another service's current public keys.
     """
 
-    def verify(self, token: str) -> Caller: ...
+    async def verify(self, token: str) -> Caller: ...
 
 
 _current_caller: contextvars.ContextVar[Caller] = contextvars.ContextVar(
