@@ -1,0 +1,36 @@
+"""The default rate-limit policies of SPEC section 7.
+
+The names are stable: clients see them in QuotaFailure details and dashboards group by them, so
+renaming one is an API change. Limits may be tuned; a policy with new numbers keeps its name.
+"""
+
+from __future__ import annotations
+
+from walletcore.ratelimit.base import Policy
+
+_MINUTE = 60
+_HOUR = 60 * _MINUTE
+_DAY = 24 * _HOUR
+
+CODES_SENT_PER_DESTINATION_MINUTE = Policy("codes_sent_per_destination_minute", 1, _MINUTE)
+"""One SMS or e-mail code a minute to one phone number or address."""
+
+CODES_SENT_PER_DESTINATION_DAY = Policy("codes_sent_per_destination_day", 10, _DAY)
+"""Ten codes a day to one destination: bounds SMS cost (SMS pumping) and message bombing."""
+
+CODE_CHECKS_PER_ACCOUNT_HOUR = Policy("code_checks_per_account_hour", 20, _HOUR)
+"""Twenty code checks an hour per account, across codes: a new code buys no new guesses."""
+
+SIGN_IN_PER_CLIENT_ADDRESS_MINUTE = Policy("sign_in_per_client_address_minute", 30, _MINUTE)
+"""Thirty sign-ins a minute from one client address: slows credential stuffing from one host."""
+
+SIGN_IN_PER_ACCOUNT_MINUTE = Policy("sign_in_per_account_minute", 10, _MINUTE)
+"""Ten sign-in attempts a minute per account, from any address.
+
+It stops a distributed guesser from spending unbounded password-hashing CPU on one account,
+while a person retyping a password never needs ten tries a minute. The period is short on
+purpose: anyone can exhaust a per-account limit, and a short window means the owner gets back
+in within a minute of the attack stopping, so it cannot become a lasting lock-out. Bounding the
+total number of guesses is the job of auth's failure counter (at most 100 consecutive failures,
+growing delays), not of this rate.
+"""
