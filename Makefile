@@ -26,7 +26,7 @@ node_modules/.installed: package.json package-lock.json
 setup: $(STAMP) node_modules/.installed  ## Create .venv and install the pinned dependencies and buf
 
 run: setup  ## Start every service on embedded defaults (SQLite, in-process limiter)
-	$(PY) -m walletcore.devstack
+	$(PY) -m services
 
 test: setup  ## Run the whole test suite (real PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set)
 	$(PY) -m pytest
