@@ -1,0 +1,418 @@
+"""The server's per-call pipeline, one interceptor per concern, outermost first:
+
+1. `RequestContextInterceptor`: request id (taken from `x-request-id` or generated, echoed as
+   initial metadata, put in the log context), the client address, one log line and the
+   Prometheus observations per RPC.
+2. `ErrorMappingInterceptor`: a DomainError becomes its rich status (walletcore.grpc.status);
+   anything else is logged with its trace and becomes INTERNAL "internal error".
+3. `AuthenticationInterceptor`: the port's verifier and deny-by-default access policy; the
+   Caller is set for the handler (walletcore.identity.current_caller).
+4. `RateLimitInterceptor`: all of a method's rate rules in one `RateLimiter.check`.
+
+grpc.aio interceptors only see the method name and metadata, so each one wraps the handler's
+behaviour instead: its `guard` runs around the call and sees the request message (for methods
+with a streamed request, which has no single message, it sees None).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextvars
+import inspect
+import ipaddress
+import logging
+import re
+import time
+import uuid
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Final, TypeAlias
+from urllib.parse import unquote
+
+import grpc
+import grpc.aio
+
+from walletcore.errors import (
+    DomainError,
+    PermissionDenied,
+    QuotaViolation,
+    ResourceExhausted,
+    Unauthenticated,
+)
+from walletcore.grpc.access import AccessPolicy, rule_for
+from walletcore.grpc.status import status_code_of, to_grpc_status
+from walletcore.identity import (
+    ANONYMOUS,
+    Caller,
+    CallerKind,
+    CredentialVerifier,
+    current_caller,
+    reset_current_caller,
+    set_current_caller,
+)
+from walletcore.logging import reset_request_id, set_request_id
+from walletcore.metrics import RpcMetrics
+from walletcore.ratelimit.base import Hit, Policy, RateLimiter
+
+REQUEST_ID_KEY: Final = "x-request-id"
+INTERNAL_ERROR_MESSAGE: Final = "internal error"
+UNKNOWN_ADDRESS: Final = "unknown"
+
+# A client-chosen request id is logged, so only a short, plain token is accepted.
+_REQUEST_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_SERVER_FAULTS: Final = frozenset(
+    {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS}
+)
+# Probes call these every few seconds; their lines would drown the real traffic.
+_QUIET_METHOD_PREFIXES: Final = ("/grpc.health.v1.Health/",)
+
+_client_address: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "client_address", default=UNKNOWN_ADDRESS
+)
+
+# Strings: grpc's classes are generic only in their type stubs.
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+Guard: TypeAlias = "Callable[[Any, Context], AbstractAsyncContextManager[None]]"
+
+
+def current_client_address() -> str:
+    """The calling client's IP address, for security events and rate limits."""
+    return _client_address.get()
+
+
+class GuardInterceptor(grpc.aio.ServerInterceptor, abc.ABC):
+    """Runs `guard(method, request, context)` around the behaviour of every call."""
+
+    @abc.abstractmethod
+    def guard(
+        self, method: str, request: Any, context: Context
+    ) -> AbstractAsyncContextManager[None]: ...
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+
+        def guard(request: Any, context: Context) -> AbstractAsyncContextManager[None]:
+            return self.guard(method, request, context)
+
+        return wrap_handler(handler, guard)
+
+
+def wrap_handler(
+    handler: grpc.RpcMethodHandler[Any, Any], guard: Guard
+) -> grpc.RpcMethodHandler[Any, Any]:
+    """The same handler with `guard` entered before its behaviour and left after its status."""
+    serializers: dict[str, Any] = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(
+            _guarded_unary(handler.unary_unary, guard, request_streaming=False), **serializers
+        )
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(
+            _guarded_stream(handler.unary_stream, guard, request_streaming=False), **serializers
+        )
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(
+            _guarded_unary(handler.stream_unary, guard, request_streaming=True), **serializers
+        )
+    if handler.stream_stream is not None:
+        return grpc.stream_stream_rpc_method_handler(
+            _guarded_stream(handler.stream_stream, guard, request_streaming=True), **serializers
+        )
+    raise TypeError("the method handler has no behaviour")
+
+
+def _guarded_unary(
+    behaviour: Callable[[Any, Any], Any], guard: Guard, *, request_streaming: bool
+) -> Callable[[Any, Context], Awaitable[Any]]:
+    async def call(request: Any, context: Context) -> Any:
+        async with guard(None if request_streaming else request, context):
+            response = behaviour(request, context)
+            if inspect.isawaitable(response):
+                response = await response
+            return response
+
+    return call
+
+
+def _guarded_stream(
+    behaviour: Callable[[Any, Any], Any], guard: Guard, *, request_streaming: bool
+) -> Callable[[Any, Context], AsyncIterator[Any]]:
+    async def call(request: Any, context: Context) -> AsyncIterator[Any]:
+        async with guard(None if request_streaming else request, context):
+            responses = behaviour(request, context)
+            if hasattr(responses, "__aiter__"):
+                async for response in responses:
+                    yield response
+            else:
+                # A coroutine that streams with context.write() and returns nothing.
+                await responses
+
+    return call
+
+
+class RequestContextInterceptor(GuardInterceptor):
+    """Request id, client address, one JSON log line and metrics per RPC."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        metrics: RpcMetrics,
+        trusted_proxy_header: str | None = None,
+    ) -> None:
+        self._logger = logger
+        self._metrics = metrics
+        self._trusted_proxy_header = trusted_proxy_header
+
+    @asynccontextmanager
+    async def guard(self, method: str, request: Any, context: Context) -> AsyncIterator[None]:
+        request_id = _request_id_from(context) or uuid.uuid4().hex
+        request_id_token = set_request_id(request_id)
+        address_token = _client_address.set(client_address(context, self._trusted_proxy_header))
+        started = time.perf_counter()
+        code = grpc.StatusCode.UNKNOWN
+        try:
+            await context.send_initial_metadata(((REQUEST_ID_KEY, request_id),))
+            yield
+            code = context.code() or grpc.StatusCode.OK
+        except grpc.aio.AbortError:
+            code = context.code() or grpc.StatusCode.UNKNOWN
+            raise
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        finally:
+            self._record(method, code, time.perf_counter() - started)
+            _client_address.reset(address_token)
+            reset_request_id(request_id_token)
+
+    def _record(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
+        self._metrics.observe(method, code, seconds)
+        if code in _SERVER_FAULTS:
+            level = logging.ERROR
+        elif method.startswith(_QUIET_METHOD_PREFIXES):
+            level = logging.DEBUG
+        else:
+            level = logging.INFO
+        self._logger.log(
+            level,
+            "rpc finished",
+            extra={
+                "grpc_method": method,
+                "grpc_code": code.name,
+                "duration_ms": round(seconds * 1000, 3),
+            },
+        )
+
+
+def _request_id_from(context: Context) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if (
+            key == REQUEST_ID_KEY
+            and isinstance(value, str)
+            and _REQUEST_ID_PATTERN.fullmatch(value)
+        ):
+            return value
+    return None
+
+
+def client_address(context: Context, trusted_proxy_header: str | None = None) -> str:
+    """The client's IP address: the TCP peer, or with `trusted_proxy_header` (only behind a
+    proxy that overwrites that header) the last address in it. Never a header otherwise: a
+    client could name any address and escape its per-address limits."""
+    if trusted_proxy_header:
+        forwarded = _last_forwarded_address(context, trusted_proxy_header)
+        if forwarded is not None:
+            return forwarded
+    return peer_address(context.peer())
+
+
+def peer_address(peer: str) -> str:
+    """`ipv4:10.0.0.1:5000` -> `10.0.0.1`; `ipv6:[::1]:5000` -> `::1`."""
+    scheme, _, rest = unquote(peer).partition(":")
+    if scheme == "ipv4":
+        return rest.rpartition(":")[0] or UNKNOWN_ADDRESS
+    if scheme == "ipv6":
+        return rest.rpartition(":")[0].strip("[]") or UNKNOWN_ADDRESS
+    if scheme == "unix":
+        return "unix"
+    return UNKNOWN_ADDRESS
+
+
+def _last_forwarded_address(context: Context, header: str) -> str | None:
+    values = [
+        value
+        for key, value in context.invocation_metadata() or ()
+        if key == header and isinstance(value, str)
+    ]
+    if not values:
+        return None
+    candidate = values[-1].split(",")[-1].strip()
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return None
+
+
+class ErrorMappingInterceptor(GuardInterceptor):
+    """Domain errors become rich statuses; anything else INTERNAL with no detail."""
+
+    def __init__(self, domain: str, logger: logging.Logger) -> None:
+        self._domain = domain
+        self._logger = logger
+
+    @asynccontextmanager
+    async def guard(self, method: str, request: Any, context: Context) -> AsyncIterator[None]:
+        try:
+            yield
+        except grpc.aio.AbortError:
+            raise  # the handler ended the call itself
+        except Exception as error:
+            if isinstance(error, DomainError) and status_code_of(error) is not None:
+                await context.abort_with_status(to_grpc_status(error, self._domain))
+            self._logger.exception("unhandled error in %s", method)
+            await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_ERROR_MESSAGE)
+
+
+class AuthenticationInterceptor(GuardInterceptor):
+    """Checks the bearer token and the access policy; sets the Caller for the handler.
+
+    `verifier` None means a port without authentication: its policy may only hold PUBLIC
+    rules, and a token sent to it is ignored.
+    """
+
+    def __init__(self, verifier: CredentialVerifier | None, policy: AccessPolicy) -> None:
+        if verifier is None and any(rule.authenticated for rule in policy.values()):
+            raise ValueError("a port without a verifier can only have PUBLIC methods")
+        self._verifier = verifier
+        self._policy = policy
+
+    @asynccontextmanager
+    async def guard(self, method: str, request: Any, context: Context) -> AsyncIterator[None]:
+        rule = rule_for(self._policy, method)
+        if rule is None:
+            raise PermissionDenied(
+                "this method is not open on this port", reason="METHOD_NOT_ALLOWED"
+            )
+        caller = await self._caller(context)
+        if not rule.admits(caller):
+            if caller.kind is CallerKind.ANONYMOUS:
+                raise Unauthenticated("this method needs a bearer token", reason="TOKEN_MISSING")
+            raise PermissionDenied(
+                "the caller lacks the role this method needs", reason="ROLE_REQUIRED"
+            )
+        caller_token = set_current_caller(caller)
+        try:
+            yield
+        finally:
+            reset_current_caller(caller_token)
+
+    async def _caller(self, context: Context) -> Caller:
+        token = bearer_token(context.invocation_metadata() or ())
+        if token is None or self._verifier is None:
+            return ANONYMOUS
+        return await self._verifier.verify(token)
+
+
+def bearer_token(metadata: Iterable[tuple[str, str | bytes]]) -> str | None:
+    """The token of `authorization: Bearer <token>`; None when absent.
+
+    Raises Unauthenticated for another scheme, an empty token or several headers.
+    """
+    values = [value for key, value in metadata if key == "authorization"]
+    if not values:
+        return None
+    if len(values) > 1 or not isinstance(values[0], str):
+        raise Unauthenticated("send exactly one authorization header", reason="TOKEN_MALFORMED")
+    scheme, _, token = values[0].strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("authorization must be 'Bearer <token>'", reason="TOKEN_MALFORMED")
+    return token.strip()
+
+
+Subject = Callable[[Any, Caller, str], str | None]
+"""(request message or None, caller, client address) -> the subject a limit counts, or None
+when the rule does not apply to this call."""
+
+
+@dataclass(frozen=True, slots=True)
+class RateRule:
+    policy: Policy
+    subject: Subject
+
+
+def by_client_address(request: Any, caller: Caller, address: str) -> str | None:
+    return address
+
+
+def by_caller(request: Any, caller: Caller, address: str) -> str | None:
+    """The authenticated caller; does not apply to anonymous calls."""
+    if caller.kind is CallerKind.ANONYMOUS:
+        return None
+    return f"{caller.kind.value}:{caller.subject}"
+
+
+RateRules = Mapping[str, Sequence[RateRule]]
+"""Full method name -> the rules every call of it is charged against."""
+
+
+class RateLimitInterceptor(GuardInterceptor):
+    """Charges a call against all its method's rules in one atomic limiter check.
+
+    Runs after authentication (rules may count per caller) and inside the request context
+    (rules may count per client address). The limiter's Unavailable passes on as UNAVAILABLE:
+    limited methods fail closed when the limiter's store cannot be reached.
+    """
+
+    def __init__(self, limiter: RateLimiter, rules: RateRules) -> None:
+        self._limiter = limiter
+        self._rules = rules
+
+    @asynccontextmanager
+    async def guard(self, method: str, request: Any, context: Context) -> AsyncIterator[None]:
+        hits = self._hits(method, request)
+        if hits:
+            decision = await self._limiter.check(hits)
+            if not decision.allowed:
+                raise ResourceExhausted(
+                    "too many requests; retry later",
+                    retry_after_seconds=decision.retry_after_seconds,
+                    violations=[_violation(policy) for policy in decision.exceeded],
+                )
+        yield
+
+    def _hits(self, method: str, request: Any) -> list[Hit]:
+        caller, address = current_caller(), current_client_address()
+        hits = []
+        for rule in self._rules.get(method, ()):
+            subject = rule.subject(request, caller, address)
+            if subject is not None:
+                hits.append(Hit(rule.policy, subject))
+        return hits
+
+
+def _violation(policy: Policy) -> QuotaViolation:
+    return QuotaViolation(
+        subject=policy.name,
+        description=f"at most {policy.limit} per {policy.period_seconds} seconds",
+    )

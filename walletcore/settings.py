@@ -1,0 +1,164 @@
+"""Typed service configuration read from prefixed environment variables.
+
+Each service subclasses `ServiceSettings` with its own prefix (`AUTH_`, `KYC_`, ...). The
+development profile runs on an empty environment (SQLite file, in-process limiter, console
+notifiers, reflection on); the production profile refuses to start with any of those and names
+every offending variable in one error, never its value.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field, HttpUrl, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+_PORT = Field(default=0, ge=0, le=65535, description="0 binds an ephemeral port")
+
+
+class Profile(enum.StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class NotifierSettings(BaseModel):
+    """How a service delivers e-mail and SMS. Read as `<PREFIX>NOTIFIER__<FIELD>`."""
+
+    email_adapter: Literal["console", "smtp"] = "console"
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    smtp_implicit_tls: bool = False
+    email_from: str = "Wallet Security <no-reply@wallet.invalid>"
+
+    sms_adapter: Literal["console", "webhook"] = "console"
+    sms_webhook_url: HttpUrl | None = None
+    sms_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _adapters_are_complete(self) -> NotifierSettings:
+        if self.email_adapter == "smtp" and not self.smtp_host:
+            raise ValueError("the smtp e-mail adapter needs smtp_host")
+        if self.smtp_starttls and self.smtp_implicit_tls:
+            raise ValueError("choose one of smtp_starttls and smtp_implicit_tls, not both")
+        if self.sms_adapter == "webhook" and self.sms_webhook_url is None:
+            raise ValueError("the webhook sms adapter needs sms_webhook_url")
+        return self
+
+    def production_problems(self, env_name: str) -> list[str]:
+        """What production refuses here; `env_name` is this model's variable name."""
+        problems = []
+        if self.email_adapter == "console":
+            problems.append(f"{env_name}__EMAIL_ADAPTER must be smtp (console prints codes)")
+        if self.sms_adapter == "console":
+            problems.append(f"{env_name}__SMS_ADAPTER must be webhook (console prints codes)")
+        return problems
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service shares; subclasses set `env_prefix` and `service_name`."""
+
+    # hide_input_in_errors: a rejected value (a database URL with a password, a key) must not
+    # end up in the startup error a deployment logs.
+    model_config = SettingsConfigDict(
+        env_nested_delimiter="__",
+        extra="ignore",
+        hide_input_in_errors=True,
+    )
+
+    # The fields a production deployment must set (no defaults there), by field name.
+    _REQUIRED_SECRETS: ClassVar[tuple[str, ...]] = ("encryption_keys", "signing_keys")
+
+    profile: Profile = Profile.DEVELOPMENT
+    service_name: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
+    host: str = "127.0.0.1"
+    public_port: int = _PORT
+    admin_port: int = _PORT
+    internal_port: int = _PORT
+    metrics_port: int = _PORT
+
+    # repr=False: URLs may carry credentials.
+    database_url: str = Field(
+        default_factory=lambda data: f"sqlite+aiosqlite:///var/{data['service_name']}.db",
+        repr=False,
+    )
+    redis_url: str | None = Field(default=None, repr=False)
+    rate_limiter: Literal["memory", "redis"] = Field(
+        default_factory=lambda data: "redis" if data.get("redis_url") else "memory"
+    )
+    reflection: bool = Field(
+        default_factory=lambda data: data.get("profile") == Profile.DEVELOPMENT
+    )
+
+    encryption_keys: SecretStr | None = None
+    """Comma-separated `kid:base64` entries, the first one active (parsed by walletcore.keys)."""
+    signing_keys: SecretStr | None = None
+    """Comma-separated `kid:base64` entries, the first one active (parsed by walletcore.keys)."""
+
+    trusted_proxy_header: str | None = None
+    """Only behind a proxy that overwrites it (e.g. `x-forwarded-for`): the client address is
+    then its last entry. Unset, the address is the TCP peer, which a client cannot forge."""
+
+    log_level: LogLevel = "INFO"
+    shutdown_grace_seconds: float = Field(default=10.0, gt=0)
+    max_receive_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("trusted_proxy_header")
+    @classmethod
+    def _lower_case_header(cls, value: str | None) -> str | None:
+        # gRPC metadata keys arrive lower-cased.
+        return value.lower() if value else None
+
+    @model_validator(mode="after")
+    def _redis_limiter_needs_redis(self) -> ServiceSettings:
+        if self.rate_limiter == "redis" and not self.redis_url:
+            raise ValueError(
+                f"{self.env_name('rate_limiter')}=redis needs {self.env_name('redis_url')}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _production_is_safe(self) -> ServiceSettings:
+        if self.profile is Profile.PRODUCTION:
+            problems = self.production_problems()
+            if problems:
+                raise ValueError("production refuses: " + "; ".join(problems))
+        return self
+
+    def env_name(self, field_name: str) -> str:
+        """The environment variable that sets `field_name`, for messages an operator acts on."""
+        return f"{self.model_config.get('env_prefix', '')}{field_name}".upper()
+
+    def production_problems(self) -> list[str]:
+        problems = []
+        if self.rate_limiter == "memory":
+            problems.append(
+                f"{self.env_name('rate_limiter')} must be redis (memory counts per process)"
+            )
+        if self.reflection:
+            problems.append(f"{self.env_name('reflection')} must be off")
+        if _is_sqlite(self.database_url):
+            problems.append(f"{self.env_name('database_url')} must not be SQLite")
+        for field_name in self._REQUIRED_SECRETS:
+            if getattr(self, field_name) is None:
+                problems.append(f"{self.env_name(field_name)} must be set")
+        for field_name in type(self).model_fields:
+            value = getattr(self, field_name)
+            if isinstance(value, NotifierSettings):
+                problems.extend(value.production_problems(self.env_name(field_name)))
+        return problems
+
+
+def _is_sqlite(database_url: str) -> bool:
+    return urlsplit(database_url).scheme.split("+")[0] == "sqlite"
