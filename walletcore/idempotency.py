@@ -1,0 +1,235 @@
+"""Idempotency records: a retried request returns the first answer and changes nothing more.
+
+SPEC 7: an RPC that creates or moves something accepts a client-chosen `request_id`. A retry
+with the same id and the same body returns the response of the first call; the same id with a
+different body is rejected. Each service keeps the records in its own database:
+
+    idempotency_records = define_idempotency_table(metadata)
+    idempotency = IdempotencyRecords(idempotency_records)
+
+and an RPC runs its change through them:
+
+    key = IdempotencyKey.for_request("wallet.refund.v1.RefundService/RequestRefund",
+                                     caller.subject, request)
+    stored = await idempotency.run_idempotent(
+        uow_factory, key, lambda uow: request_refund(uow, request)  # returns response bytes
+    )
+    return RequestRefundResponse.FromString(stored)
+
+`run_idempotent` keeps the promise under concurrency too. It inserts the record before running
+the action, in the action's transaction, so of two concurrent calls with one key only one ever
+runs the action: on PostgreSQL the second insert waits for the first transaction and then fails
+on the primary key, and the second call answers with the first one's stored response; on SQLite
+transactions already run one at a time. If the action raises, nothing is recorded and a retry
+runs it again, so errors are not replayed.
+
+A reused id with a different body is INVALID_ARGUMENT on field `request_id`, ErrorInfo reason
+`IDEMPOTENCY_KEY_REUSED`. It is the client's mistake and retrying unchanged can never succeed,
+which is what INVALID_ARGUMENT means; ABORTED would invite the client to retry.
+
+Records are kept for `IDEMPOTENCY_RETENTION`, far longer than any client retries, then removed
+with `purge_older_than`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar, cast
+
+from google.protobuf.message import Message
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    and_,
+    delete,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from walletcore.db import UnitOfWork, UTCDateTime, is_unique_violation
+from walletcore.errors import FieldViolation, InvalidArgument
+
+IDEMPOTENCY_RETENTION = timedelta(days=30)
+KEY_REUSED_REASON = "IDEMPOTENCY_KEY_REUSED"
+MAX_REQUEST_ID_LENGTH = 128
+REQUEST_ID_FIELD = "request_id"
+
+_Uow = TypeVar("_Uow", bound=UnitOfWork)
+
+
+def define_idempotency_table(metadata: MetaData, name: str = "idempotency_records") -> Table:
+    """The records table in a service's metadata (its migrations create it like any other).
+
+    The primary key (scope, owner, request_id) is the uniqueness concurrent retries rely on.
+    """
+    return Table(
+        name,
+        metadata,
+        Column("scope", String(200), primary_key=True),  # the RPC
+        Column("owner", String(200), primary_key=True),  # the caller's subject
+        Column("request_id", String(MAX_REQUEST_ID_LENGTH), primary_key=True),
+        Column("fingerprint", String(64), nullable=False),  # sha256 hex of the request
+        Column("response", LargeBinary, nullable=False),
+        Column("created_at", UTCDateTime, nullable=False, index=True),
+    )
+
+
+def request_fingerprint(request: Message) -> str:
+    """Hex sha256 of `request` without its `request_id`, serialized deterministically.
+
+    Deterministic serialization orders map entries, so equal requests hash equally however they
+    were built.
+    """
+    if REQUEST_ID_FIELD not in request.DESCRIPTOR.fields_by_name:
+        raise ValueError(f"{request.DESCRIPTOR.full_name} has no {REQUEST_ID_FIELD} field")
+    body = type(request)()
+    body.CopyFrom(request)
+    body.ClearField(REQUEST_ID_FIELD)
+    return hashlib.sha256(body.SerializeToString(deterministic=True)).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyKey:
+    """Which request this is: `scope` (the RPC), `owner` (the caller's subject), the client's
+    `request_id`, and the `fingerprint` of the request's body."""
+
+    scope: str
+    owner: str
+    request_id: str
+    fingerprint: str
+
+    @classmethod
+    def for_request(cls, scope: str, owner: str, request: Message) -> IdempotencyKey:
+        """The key of a request message; raises InvalidArgument for a missing or bad id."""
+        request_id: str = getattr(request, REQUEST_ID_FIELD, "")
+        _validate_request_id(request_id)
+        return cls(scope, owner, request_id, request_fingerprint(request))
+
+
+def _validate_request_id(request_id: str) -> None:
+    if not request_id:
+        problem = "is required"
+    elif len(request_id) > MAX_REQUEST_ID_LENGTH:
+        problem = f"must be at most {MAX_REQUEST_ID_LENGTH} characters"
+    elif not request_id.isprintable():
+        problem = "must contain printable characters only"
+    else:
+        return
+    raise InvalidArgument([FieldViolation(REQUEST_ID_FIELD, problem)])
+
+
+def _key_reused() -> InvalidArgument:
+    return InvalidArgument(
+        [FieldViolation(REQUEST_ID_FIELD, "was already used for a different request")],
+        "this request_id was already used for a different request",
+        reason=KEY_REUSED_REASON,
+    )
+
+
+class IdempotencyRecords:
+    """Reads and writes one service's idempotency records table."""
+
+    def __init__(self, table: Table, *, clock: Callable[[], datetime] | None = None) -> None:
+        self._table = table
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    async def lookup(self, session: AsyncSession, key: IdempotencyKey) -> bytes | None:
+        """The stored response for `key`, or None when this request was not recorded yet.
+
+        Raises InvalidArgument (reason IDEMPOTENCY_KEY_REUSED) when the request id was recorded
+        with a different body.
+        """
+        row = (
+            await session.execute(
+                select(self._table.c.fingerprint, self._table.c.response).where(self._matches(key))
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        if not hmac.compare_digest(row.fingerprint, key.fingerprint):
+            raise _key_reused()
+        return bytes(row.response)
+
+    async def store(self, session: AsyncSession, key: IdempotencyKey, response: bytes) -> None:
+        """Record `response` for `key`, in the same transaction as the change it answers.
+
+        Raises IntegrityError (`is_unique_violation`) when the key is already recorded, at the
+        latest on commit.
+        """
+        await session.execute(
+            insert(self._table).values(
+                scope=key.scope,
+                owner=key.owner,
+                request_id=key.request_id,
+                fingerprint=key.fingerprint,
+                response=response,
+                created_at=self._clock(),
+            )
+        )
+
+    async def run_idempotent(
+        self,
+        uow_factory: Callable[[], _Uow],
+        key: IdempotencyKey,
+        action: Callable[[_Uow], Awaitable[bytes]],
+    ) -> bytes:
+        """Run `action` once per key in a new unit of work and return its response bytes.
+
+        A repeated key returns the stored response without running `action`; a key reused with
+        another body raises InvalidArgument (IDEMPOTENCY_KEY_REUSED). `action` makes its change
+        through the unit of work it is given and must not commit; exceptions it raises pass
+        through and nothing is recorded.
+        """
+        try:
+            async with uow_factory() as uow:
+                stored = await self.lookup(uow.session, key)
+                if stored is not None:
+                    return stored
+                # Claiming the key first makes a concurrent twin wait here, before its action.
+                await self.store(uow.session, key, b"")
+                response = await action(uow)
+                await self._replace_response(uow.session, key, response)
+                await uow.commit()
+                return response
+        except IntegrityError as exc:
+            if not is_unique_violation(exc):
+                raise
+            lost_race = exc
+        async with uow_factory() as uow:
+            winner = await self.lookup(uow.session, key)
+        if winner is None:
+            # The violation came from the action's own tables, not from a concurrent twin.
+            raise lost_race
+        return winner
+
+    async def purge_older_than(self, session: AsyncSession, cutoff: datetime) -> int:
+        """Delete the records created before `cutoff`; returns how many were deleted."""
+        result = await session.execute(delete(self._table).where(self._table.c.created_at < cutoff))
+        return cast(CursorResult[Any], result).rowcount
+
+    async def _replace_response(
+        self, session: AsyncSession, key: IdempotencyKey, response: bytes
+    ) -> None:
+        await session.execute(
+            update(self._table).where(self._matches(key)).values(response=response)
+        )
+
+    def _matches(self, key: IdempotencyKey) -> ColumnElement[bool]:
+        columns = self._table.c
+        return and_(
+            columns.scope == key.scope,
+            columns.owner == key.owner,
+            columns.request_id == key.request_id,
+        )
