@@ -107,8 +107,11 @@ async def run_stack() -> int:
     try:
         for member in members:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", f"services.{member.name}",
-                env=member_environment(member, var_dir), cwd=ROOT,
+                sys.executable,
+                "-m",
+                f"services.{member.name}",
+                env=member_environment(member, var_dir),
+                cwd=ROOT,
             )
             processes.append(process)
             await wait_until_serving(member.internal_port, process)

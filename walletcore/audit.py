@@ -34,7 +34,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from walletcore.outbox import Executor, UtcTimestamp, dialect_name, utc_now
+from walletcore.clock import utc_now
+from walletcore.db import Executor, UTCDateTime, dialect_name
 
 GENESIS_HASH = "0" * 64
 _HASHED_FIELDS = (
@@ -58,7 +59,7 @@ def define_audit_table(metadata: sa.MetaData, name: str = "audit_log") -> sa.Tab
         # The primary key makes seq UNIQUE NOT NULL: the last defence against two appenders
         # writing the same position if serialisation ever fails.
         sa.Column("seq", sa.BigInteger(), primary_key=True, autoincrement=False),
-        sa.Column("occurred_at", UtcTimestamp(), nullable=False),
+        sa.Column("occurred_at", UTCDateTime(), nullable=False),
         sa.Column("actor", sa.String(_TEXT_LIMITS["actor"]), nullable=False),
         sa.Column("actor_role", sa.String(_TEXT_LIMITS["actor_role"]), nullable=False),
         sa.Column("action", sa.String(_TEXT_LIMITS["action"]), nullable=False),

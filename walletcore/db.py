@@ -30,7 +30,7 @@ from typing import Any, Self, TypeVar
 from sqlalchemy import DateTime, Dialect, MetaData, Select, event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
@@ -239,3 +239,12 @@ def lock_for_update(statement: _SelectT, *, skip_locked: bool = False) -> _Selec
     from its BEGIN IMMEDIATE (so nothing is ever skipped either).
     """
     return statement.with_for_update(skip_locked=skip_locked)
+
+
+Executor = AsyncSession | AsyncConnection
+"""Anything a caller's transaction runs on (a session or a connection); the caller commits."""
+
+
+def dialect_name(executor: Executor) -> str:
+    bind = executor.get_bind() if isinstance(executor, AsyncSession) else executor
+    return bind.dialect.name

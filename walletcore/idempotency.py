@@ -37,7 +37,7 @@ import hashlib
 import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from google.protobuf.message import Message
@@ -58,6 +58,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from walletcore.clock import Clock, utc_now
 from walletcore.db import UnitOfWork, UTCDateTime, is_unique_violation
 from walletcore.errors import FieldViolation, InvalidArgument
 
@@ -141,9 +142,9 @@ def _key_reused() -> InvalidArgument:
 class IdempotencyRecords:
     """Reads and writes one service's idempotency records table."""
 
-    def __init__(self, table: Table, *, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, table: Table, *, clock: Clock = utc_now) -> None:
         self._table = table
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock
 
     async def lookup(self, session: AsyncSession, key: IdempotencyKey) -> bytes | None:
         """The stored response for `key`, or None when this request was not recorded yet.

@@ -37,62 +37,21 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from walletcore.clock import Clock, utc_now
+from walletcore.db import Executor, UTCDateTime, dialect_name
 
 logger = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
-Executor = AsyncSession | AsyncConnection
-"""Anything the caller's transaction runs on; the caller commits."""
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 _TOPIC_MAX = 100
 _DEDUPE_KEY_MAX = 200
 _ERROR_MAX = 200
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-class UtcTimestamp(sa.TypeDecorator[datetime]):
-    """A timezone-aware UTC datetime: `timestamptz` on PostgreSQL, epoch microseconds on SQLite.
-
-    SQLite has no datetime type; integers keep comparisons in SQL correct and round trips exact
-    to the microsecond. Naive datetimes are refused rather than guessed at.
-    """
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
-        if dialect.name == "sqlite":
-            return dialect.type_descriptor(sa.BigInteger())
-        return dialect.type_descriptor(sa.DateTime(timezone=True))
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetimes are ambiguous; pass a timezone-aware one")
-        if dialect.name == "sqlite":
-            return (value - _EPOCH) // _MICROSECOND
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if dialect.name == "sqlite":
-            return _EPOCH + int(value) * _MICROSECOND
-        assert isinstance(value, datetime)
-        return value.astimezone(UTC)
 
 
 def define_outbox_table(metadata: sa.MetaData, name: str = "outbox") -> sa.Table:
@@ -103,12 +62,12 @@ def define_outbox_table(metadata: sa.MetaData, name: str = "outbox") -> sa.Table
         sa.Column("topic", sa.String(_TOPIC_MAX), nullable=False),
         sa.Column("dedupe_key", sa.String(_DEDUPE_KEY_MAX), nullable=True),
         sa.Column("payload", sa.Text(), nullable=False),
-        sa.Column("created_at", UtcTimestamp(), nullable=False),
-        sa.Column("available_at", UtcTimestamp(), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("available_at", UTCDateTime(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
-        sa.Column("claimed_until", UtcTimestamp(), nullable=True),
+        sa.Column("claimed_until", UTCDateTime(), nullable=True),
         sa.Column("claim_token", sa.Uuid(as_uuid=False), nullable=True),
-        sa.Column("delivered_at", UtcTimestamp(), nullable=True),
+        sa.Column("delivered_at", UTCDateTime(), nullable=True),
         sa.Column("last_error", sa.String(_ERROR_MAX), nullable=True),
         # NULL dedupe keys never conflict, so events without one are all kept.
         sa.UniqueConstraint("topic", "dedupe_key", name=f"uq_{name}_topic_dedupe_key"),
@@ -166,11 +125,6 @@ async def add_event(
         sa.select(table.c.id).where(table.c.topic == topic, table.c.dedupe_key == dedupe_key)
     )
     return str(existing.scalar_one())
-
-
-def dialect_name(executor: Executor) -> str:
-    bind = executor.get_bind() if isinstance(executor, AsyncSession) else executor
-    return bind.dialect.name
 
 
 def _dialect_insert(executor: Executor, table: sa.Table) -> postgresql.Insert | sqlite.Insert:

@@ -30,11 +30,11 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from walletcore.clock import Clock, utc_now
 from walletcore.errors import FailedPrecondition, PermissionDenied, Unauthenticated, Unavailable
 from walletcore.identity import Caller, CallerKind, OperatorRole
 from walletcore.keys import KeyMaterial, development_keys, parse_key_spec
 
-Clock = Callable[[], datetime]
 """Returns the current time, timezone-aware. Injected so tests move time instead of sleeping."""
 
 ALGORITHM = "EdDSA"
@@ -47,10 +47,6 @@ MAX_TOKEN_CHARS = 8192
 # that `python -m walletcore.keytool` signs with by default.
 DEVELOPMENT_IDENTITY_KEYS_LABEL = "operator-and-service-identities"
 DEVELOPMENT_IDENTITY_ISSUER = "wallet-dev-identities"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class TokenKind(enum.Enum):

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import wallet
 from google.protobuf.descriptor import (
     Descriptor,
     EnumDescriptor,
@@ -22,6 +21,8 @@ from google.protobuf.descriptor import (
     FileDescriptor,
     MethodDescriptor,
 )
+
+import wallet
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
