@@ -21,6 +21,11 @@ Delivery guarantees, and why they are what they are:
   (`FOR UPDATE SKIP LOCKED` on PostgreSQL, one atomic UPDATE on SQLite) and only the holder of
   the current claim token may mark a row, so concurrent dispatchers never both deliver an
   event in the normal course; redelivery happens only after a crash or an expired lease.
+- Given up only when retrying cannot help. A handler raises `UndeliverableEvent` when the peer
+  refused the event for good (an SMTP 5xx, an HTTP 400); the row is then settled without
+  further attempts: `delivered_at` set and the reason in `last_error`, which is how an abandoned
+  event differs from a delivered one (whose `last_error` is cleared). Any other exception is
+  retried.
 - The same logical event added twice (a retried request) is stored once when the caller passes
   a `dedupe_key`, for as long as the delivered row is kept (see `purge_delivered`).
 
@@ -152,6 +157,17 @@ class OutboxEvent:
 Handler = Callable[[OutboxEvent], Awaitable[None]]
 
 
+class UndeliverableEvent(Exception):
+    """Raised by a handler when no retry can deliver the event; the dispatcher abandons it.
+
+    `reason` is stored in `last_error` and logged, so it must never contain personal data.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 @dataclass(frozen=True, slots=True)
 class Backoff:
     """Delay before retry n (n >= 1): `initial * multiplier ** (n - 1)`, at most `maximum`."""
@@ -180,6 +196,7 @@ class DispatchResult:
     claimed: int
     delivered: int
     failed: int
+    abandoned: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +239,7 @@ class OutboxDispatcher:
 
     async def run_once(self) -> DispatchResult:
         claims = await self._claim_batch()
-        delivered = failed = 0
+        delivered = failed = abandoned = 0
         for claim in claims:
             remaining = claim.claimed_until - self._clock()
             if remaining <= timedelta(0):
@@ -231,12 +248,16 @@ class OutboxDispatcher:
             try:
                 async with asyncio.timeout(remaining.total_seconds()):
                     await self._handlers[claim.event.topic](claim.event)
+            except UndeliverableEvent as exc:
+                abandoned += await self._abandon(claim, exc.reason)
             except Exception as exc:
                 failed += 1
                 await self._record_failure(claim, exc)
             else:
                 delivered += await self._mark_delivered(claim)
-        return DispatchResult(claimed=len(claims), delivered=delivered, failed=failed)
+        return DispatchResult(
+            claimed=len(claims), delivered=delivered, failed=failed, abandoned=abandoned
+        )
 
     async def run_forever(self, stop: asyncio.Event, poll_interval: float = 1.0) -> None:
         """Dispatch until `stop` is set; a full batch is followed at once by the next."""
@@ -344,6 +365,21 @@ class OutboxDispatcher:
                 "outbox event delivered after its lease was taken over",
                 extra={"event_id": claim.event.event_id, "topic": claim.event.topic},
             )
+        return int(marked)
+
+    async def _abandon(self, claim: _Claim, reason: str) -> int:
+        logger.warning(
+            "outbox event abandoned as undeliverable",
+            extra={
+                "event_id": claim.event.event_id,
+                "topic": claim.event.topic,
+                "attempt": claim.event.attempt,
+                "error": reason[:_ERROR_MAX],
+            },
+        )
+        marked = await self._settle(
+            claim, delivered_at=self._clock(), last_error=reason[:_ERROR_MAX], available_at=None
+        )
         return int(marked)
 
     async def _record_failure(self, claim: _Claim, exc: Exception) -> None:

@@ -1,0 +1,1 @@
+"""Reusable test peers and helpers shared by the test tiers."""
