@@ -59,8 +59,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from walletcore.clock import Clock, utc_now
+from walletcore.crypto import KeyRing
 from walletcore.db import UnitOfWork, UTCDateTime, is_unique_violation
-from walletcore.errors import FieldViolation, InvalidArgument
+from walletcore.errors import DomainError, FieldViolation, InvalidArgument
 
 IDEMPOTENCY_RETENTION = timedelta(days=30)
 KEY_REUSED_REASON = "IDEMPOTENCY_KEY_REUSED"
@@ -139,12 +140,29 @@ def _key_reused() -> InvalidArgument:
     )
 
 
-class IdempotencyRecords:
-    """Reads and writes one service's idempotency records table."""
+class CommittedRefusal(Exception):
+    """Raised by an action whose refusal changed state that must last, such as a wrong code
+    counting against its limit. `run_idempotent` then commits those changes, records no
+    response (a retry is checked again), and raises `error` to the client."""
 
-    def __init__(self, table: Table, *, clock: Clock = utc_now) -> None:
+    def __init__(self, error: DomainError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class IdempotencyRecords:
+    """Reads and writes one service's idempotency records table.
+
+    With a `key_ring`, stored responses are encrypted, bound to their key: a response may
+    carry secrets the service otherwise keeps only hashed (a new session's refresh token).
+    """
+
+    def __init__(
+        self, table: Table, *, clock: Clock = utc_now, key_ring: KeyRing | None = None
+    ) -> None:
         self._table = table
         self._clock = clock
+        self._key_ring = key_ring
 
     async def lookup(self, session: AsyncSession, key: IdempotencyKey) -> bytes | None:
         """The stored response for `key`, or None when this request was not recorded yet.
@@ -161,7 +179,7 @@ class IdempotencyRecords:
             return None
         if not hmac.compare_digest(row.fingerprint, key.fingerprint):
             raise _key_reused()
-        return bytes(row.response)
+        return self._open(key, bytes(row.response))
 
     async def store(self, session: AsyncSession, key: IdempotencyKey, response: bytes) -> None:
         """Record `response` for `key`, in the same transaction as the change it answers.
@@ -175,7 +193,7 @@ class IdempotencyRecords:
                 owner=key.owner,
                 request_id=key.request_id,
                 fingerprint=key.fingerprint,
-                response=response,
+                response=self._seal(key, response),
                 created_at=self._clock(),
             )
         )
@@ -200,7 +218,12 @@ class IdempotencyRecords:
                     return stored
                 # Claiming the key first makes a concurrent twin wait here, before its action.
                 await self.store(uow.session, key, b"")
-                response = await action(uow)
+                try:
+                    response = await action(uow)
+                except CommittedRefusal as refusal:
+                    await self._forget(uow.session, key)
+                    await uow.commit()
+                    raise refusal.error from None
                 await self._replace_response(uow.session, key, response)
                 await uow.commit()
                 return response
@@ -224,8 +247,21 @@ class IdempotencyRecords:
         self, session: AsyncSession, key: IdempotencyKey, response: bytes
     ) -> None:
         await session.execute(
-            update(self._table).where(self._matches(key)).values(response=response)
+            update(self._table).where(self._matches(key)).values(response=self._seal(key, response))
         )
+
+    async def _forget(self, session: AsyncSession, key: IdempotencyKey) -> None:
+        await session.execute(delete(self._table).where(self._matches(key)))
+
+    def _seal(self, key: IdempotencyKey, response: bytes) -> bytes:
+        if self._key_ring is None or not response:
+            return response
+        return self._key_ring.encrypt(response, associated_data=_associated_data(key))
+
+    def _open(self, key: IdempotencyKey, stored: bytes) -> bytes:
+        if self._key_ring is None or not stored:
+            return stored
+        return self._key_ring.decrypt(stored, associated_data=_associated_data(key))
 
     def _matches(self, key: IdempotencyKey) -> ColumnElement[bool]:
         columns = self._table.c
@@ -234,3 +270,7 @@ class IdempotencyRecords:
             columns.owner == key.owner,
             columns.request_id == key.request_id,
         )
+
+
+def _associated_data(key: IdempotencyKey) -> bytes:
+    return "\x1f".join(("idempotency", key.scope, key.owner, key.request_id)).encode()

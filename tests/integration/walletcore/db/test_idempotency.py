@@ -12,9 +12,11 @@ from sqlalchemy import Column, Integer, String, Table, func, insert, select, upd
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from walletcore.crypto import KeyRing
 from walletcore.db import UnitOfWork, make_metadata, session_factory
-from walletcore.errors import InvalidArgument
+from walletcore.errors import FailedPrecondition, InvalidArgument
 from walletcore.idempotency import (
+    CommittedRefusal,
     IdempotencyKey,
     IdempotencyRecords,
     define_idempotency_table,
@@ -166,6 +168,46 @@ async def test_a_failed_action_records_nothing_and_a_retry_runs_it(
     assert action.runs == 2
     assert await refunded_minor(sessions) == 100
     assert await count_rows(sessions, refunds) == 1
+
+
+async def test_a_committed_refusal_keeps_its_changes_records_nothing_and_raises_its_error(
+    sessions: async_sessionmaker[AsyncSession], new_uow: Callable[[], UnitOfWork]
+) -> None:
+    """A wrong code must count against its limit even though the RPC fails: the refusal's
+    changes are committed, and the retry is checked again rather than replayed."""
+    idempotency = IdempotencyRecords(records_table)
+    action = RefundAction()
+
+    async def refuse_after_changing(uow: UnitOfWork) -> bytes:
+        await action(uow)
+        raise CommittedRefusal(FailedPrecondition("wrong code", reason="CODE_INVALID"))
+
+    with pytest.raises(FailedPrecondition) as refused:
+        await idempotency.run_idempotent(new_uow, refund_key(), refuse_after_changing)
+
+    assert refused.value.reason == "CODE_INVALID"
+    assert await refunded_minor(sessions) == 100
+    assert await count_rows(sessions, records_table) == 0
+    await idempotency.run_idempotent(new_uow, refund_key(), action)
+    assert action.runs == 2
+
+
+async def test_responses_are_stored_encrypted_and_bound_to_their_key(
+    sessions: async_sessionmaker[AsyncSession], new_uow: Callable[[], UnitOfWork]
+) -> None:
+    idempotency = IdempotencyRecords(records_table, key_ring=KeyRing.development("test"))
+    secret_answer = b"refresh-token-that-is-stored-only-hashed-elsewhere"
+
+    async def answer(uow: UnitOfWork) -> bytes:
+        return secret_answer
+
+    first = await idempotency.run_idempotent(new_uow, refund_key(), answer)
+    replayed = await idempotency.run_idempotent(new_uow, refund_key(), answer)
+
+    assert first == replayed == secret_answer
+    async with sessions() as session:
+        stored = await session.scalar(select(records_table.c.response))
+    assert stored is not None and secret_answer not in bytes(stored)
 
 
 async def test_a_unique_violation_of_the_action_itself_is_not_swallowed(
