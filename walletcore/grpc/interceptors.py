@@ -44,8 +44,6 @@ import grpc.aio
 from walletcore.errors import (
     DomainError,
     PermissionDenied,
-    QuotaViolation,
-    ResourceExhausted,
     Unauthenticated,
 )
 from walletcore.grpc.access import AccessPolicy, rule_for
@@ -62,6 +60,7 @@ from walletcore.identity import (
 from walletcore.logging import reset_request_id, set_request_id
 from walletcore.metrics import RpcMetrics
 from walletcore.ratelimit.base import Hit, Policy, RateLimiter
+from walletcore.ratelimit.enforce import enforce
 
 REQUEST_ID_KEY: Final = "x-request-id"
 INTERNAL_ERROR_MESSAGE: Final = "internal error"
@@ -390,15 +389,7 @@ class RateLimitInterceptor(GuardInterceptor):
 
     @asynccontextmanager
     async def guard(self, method: str, request: Any, context: Context) -> AsyncIterator[None]:
-        hits = self._hits(method, request)
-        if hits:
-            decision = await self._limiter.check(hits)
-            if not decision.allowed:
-                raise ResourceExhausted(
-                    "too many requests; retry later",
-                    retry_after_seconds=decision.retry_after_seconds,
-                    violations=[_violation(policy) for policy in decision.exceeded],
-                )
+        await enforce(self._limiter, self._hits(method, request))
         yield
 
     def _hits(self, method: str, request: Any) -> list[Hit]:
@@ -409,10 +400,3 @@ class RateLimitInterceptor(GuardInterceptor):
             if subject is not None:
                 hits.append(Hit(rule.policy, subject))
         return hits
-
-
-def _violation(policy: Policy) -> QuotaViolation:
-    return QuotaViolation(
-        subject=policy.name,
-        description=f"at most {policy.limit} per {policy.period_seconds} seconds",
-    )

@@ -1,6 +1,7 @@
 """Rate limiting (SPEC section 7): the contract, the Redis and in-process limiters, the defaults."""
 
 from walletcore.ratelimit.base import Decision, Hit, Policy, RateLimiter
+from walletcore.ratelimit.enforce import enforce, refusal
 from walletcore.ratelimit.memory import InMemoryRateLimiter
 from walletcore.ratelimit.policies import (
     CODE_CHECKS_PER_ACCOUNT_HOUR,
@@ -23,4 +24,6 @@ __all__ = [
     "Policy",
     "RateLimiter",
     "RedisRateLimiter",
+    "enforce",
+    "refusal",
 ]

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from walletcore.ratelimit import Decision, Hit, InMemoryRateLimiter, Policy
+from walletcore.errors import ResourceExhausted
+from walletcore.ratelimit import Decision, Hit, InMemoryRateLimiter, Policy, enforce
 
 SECOND_US = 1_000_000
 PER_MINUTE = Policy("per_minute", 3, 60)
@@ -226,3 +227,15 @@ async def test_any_sequence_of_calls_matches_the_sliding_window_model(
         policy = per_subject if name == per_subject.name else shared
         period_us = policy.period_seconds * SECOND_US
         assert all(used(log, period_us, at) <= policy.limit for at, _ in log)
+
+
+async def test_enforce_raises_resource_exhausted_naming_each_exceeded_policy() -> None:
+    limiter = InMemoryRateLimiter()
+    once_a_minute = Policy("codes_sent_per_destination_minute", 1, 60)
+    await enforce(limiter, [Hit(once_a_minute, "+15550000001")])
+
+    with pytest.raises(ResourceExhausted) as refused:
+        await enforce(limiter, [Hit(once_a_minute, "+15550000001")])
+
+    assert [v.subject for v in refused.value.violations] == ["codes_sent_per_destination_minute"]
+    assert 0 < refused.value.retry_after_seconds <= 60
