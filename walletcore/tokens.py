@@ -452,7 +452,11 @@ class ServiceTokenVerifier:
             raise PermissionDenied(
                 "this service may not call this API", reason="SERVICE_NOT_ALLOWED"
             )
-        return Caller(kind=CallerKind.SERVICE, subject=claims["sub"])
+        # The service's name doubles as its role, so a port can grant one method to one
+        # caller (`require_roles("binding")`) and keep least privilege between services.
+        return Caller(
+            kind=CallerKind.SERVICE, subject=claims["sub"], roles=frozenset({claims["sub"]})
+        )
 
 
 @dataclass(frozen=True, slots=True)

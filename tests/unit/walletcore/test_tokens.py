@@ -153,7 +153,9 @@ async def test_service_token_round_trips_for_allowed_callers_only(
     )
 
     kyc = issuer.service_token(service="kyc", audience="auth", ttl=timedelta(minutes=5))
-    assert await verifier.verify(kyc.token) == Caller(kind=CallerKind.SERVICE, subject="kyc")
+    assert await verifier.verify(kyc.token) == Caller(
+        kind=CallerKind.SERVICE, subject="kyc", roles=frozenset({"kyc"})
+    )
 
     refund = issuer.service_token(service="refund", audience="auth", ttl=timedelta(minutes=5))
     with pytest.raises(PermissionDenied) as caught:
