@@ -594,4 +594,4 @@ async def test_keytool_signs_service_tokens_with_a_key_spec_from_the_environment
         audience="auth",
         allowed_services={"kyc"},
     ).verify(token)
-    assert caller == Caller(kind=CallerKind.SERVICE, subject="kyc")
+    assert caller == Caller(kind=CallerKind.SERVICE, subject="kyc", roles=frozenset({"kyc"}))
