@@ -1,0 +1,1 @@
+"""Auth's adapters: the libraries and I/O behind the domain's ports."""
