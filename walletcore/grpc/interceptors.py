@@ -43,6 +43,8 @@ import grpc.aio
 
 from walletcore.errors import (
     DomainError,
+    FieldViolation,
+    InvalidArgument,
     PermissionDenied,
     Unauthenticated,
 )
@@ -114,12 +116,37 @@ class GuardInterceptor(grpc.aio.ServerInterceptor, abc.ABC):
         return wrap_handler(handler, guard)
 
 
+class UndecodableRequest:
+    """Stands in for a request whose bytes are not the method's request message.
+
+    grpc answers a deserializer's exception with UNKNOWN and the parser's text; the error
+    mapping turns this marker into INVALID_ARGUMENT instead, before any handler runs.
+    """
+
+
+UNDECODABLE: Final = UndecodableRequest()
+
+
+def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserialize is None or getattr(deserialize, "tolerant", False):
+        return deserialize
+
+    def tolerant(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception:
+            return UNDECODABLE
+
+    tolerant.tolerant = True  # type: ignore[attr-defined]
+    return tolerant
+
+
 def wrap_handler(
     handler: grpc.RpcMethodHandler[Any, Any], guard: Guard
 ) -> grpc.RpcMethodHandler[Any, Any]:
     """The same handler with `guard` entered before its behaviour and left after its status."""
     serializers: dict[str, Any] = {
-        "request_deserializer": handler.request_deserializer,
+        "request_deserializer": _tolerant(handler.request_deserializer),
         "response_serializer": handler.response_serializer,
     }
     if handler.unary_unary is not None:
@@ -283,6 +310,8 @@ class ErrorMappingInterceptor(GuardInterceptor):
     @asynccontextmanager
     async def guard(self, method: str, request: Any, context: Context) -> AsyncIterator[None]:
         try:
+            if isinstance(request, UndecodableRequest):
+                raise _malformed_request()
             yield
         except grpc.aio.AbortError:
             raise  # the handler ended the call itself
@@ -291,6 +320,14 @@ class ErrorMappingInterceptor(GuardInterceptor):
                 await context.abort_with_status(to_grpc_status(error, self._domain))
             self._logger.exception("unhandled error in %s", method)
             await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_ERROR_MESSAGE)
+
+
+def _malformed_request() -> InvalidArgument:
+    return InvalidArgument(
+        [FieldViolation("request", "is not a valid message of this method's request type")],
+        "the request could not be decoded",
+        reason="MALFORMED_REQUEST",
+    )
 
 
 class AuthenticationInterceptor(GuardInterceptor):

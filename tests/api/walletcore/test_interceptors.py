@@ -293,3 +293,26 @@ async def test_behind_a_trusted_proxy_its_last_forwarded_address_counts(
     address = await address_counted(start_server, forwarded, trusted_proxy_header="X-Forwarded-For")
 
     assert address == "203.0.113.9"
+
+
+async def test_bytes_that_are_not_the_request_message_are_invalid_argument(
+    start_server: StartServer,
+) -> None:
+    """Undecodable input is the client's mistake: INVALID_ARGUMENT with a field violation,
+    never UNKNOWN with the parser's text, and the handler never runs."""
+    servicer = ProbeServicer()
+    servers = start_server([port(servicer)], None)
+    async with servers as running, running.client() as client:
+        raw = client.channel.unary_unary(
+            WHO_AM_I,
+            request_serializer=lambda data: data,
+            response_deserializer=wrappers_pb2.StringValue.FromString,
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await raw(b"\xff\xff\xff\xff not protobuf")
+
+    details = error_details(failed.value)
+    assert details.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert details.reason == "MALFORMED_REQUEST"
+    assert [v.field for v in details.field_violations] == ["request"]
+    assert "protobuf" not in details.message.lower()
