@@ -30,7 +30,8 @@ class AccessRule:
 
 
 PUBLIC = AccessRule(authenticated=False)
-"""No token needed; a token that is given is still verified (a bad one is refused)."""
+"""No token needed. A valid token given still identifies the caller (per-caller rate
+limits); an invalid one is ignored and the call runs anonymously."""
 
 AUTHENTICATED = AccessRule(authenticated=True)
 """Any caller the port's verifier accepts."""

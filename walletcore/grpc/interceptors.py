@@ -350,7 +350,7 @@ class AuthenticationInterceptor(GuardInterceptor):
             raise PermissionDenied(
                 "this method is not open on this port", reason="METHOD_NOT_ALLOWED"
             )
-        caller = await self._caller(context)
+        caller = await self._caller(context, required=rule.authenticated)
         if not rule.admits(caller):
             if caller.kind is CallerKind.ANONYMOUS:
                 raise Unauthenticated("this method needs a bearer token", reason="TOKEN_MISSING")
@@ -363,11 +363,18 @@ class AuthenticationInterceptor(GuardInterceptor):
         finally:
             reset_current_caller(caller_token)
 
-    async def _caller(self, context: Context) -> Caller:
+    async def _caller(self, context: Context, *, required: bool) -> Caller:
         token = bearer_token(context.invocation_metadata() or ())
         if token is None or self._verifier is None:
             return ANONYMOUS
-        return await self._verifier.verify(token)
+        try:
+            return await self._verifier.verify(token)
+        except (Unauthenticated, PermissionDenied):
+            # A public method needs no token, so a stale one (an app refreshing its session
+            # with its expired access token attached) grants nothing and refuses nothing.
+            if required:
+                raise
+            return ANONYMOUS
 
 
 def bearer_token(metadata: Iterable[tuple[str, str | bytes]]) -> str | None:

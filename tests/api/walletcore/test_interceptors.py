@@ -172,12 +172,26 @@ async def test_a_missing_token_is_unauthenticated(start_server: StartServer) -> 
     [bearer("forged"), (("authorization", "Basic dXNlcjpwYXNz"),)],
     ids=["unknown-token", "not-bearer"],
 )
-async def test_a_bad_token_is_unauthenticated_even_on_public_methods(
+async def test_a_bad_token_is_unauthenticated_on_methods_that_need_one(
     start_server: StartServer, metadata: tuple[tuple[str, str], ...]
 ) -> None:
-    failure = await failure_of(start_server, ProbeServicer(), metadata=metadata)
+    failure = await failure_of(
+        start_server, ProbeServicer(), rules={"who_am_i": AUTHENTICATED}, metadata=metadata
+    )
 
     assert failure.code() is grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_a_public_method_runs_anonymously_when_the_token_given_is_bad(
+    start_server: StartServer,
+) -> None:
+    """A signed-out app may still send its expired access token (say, to refresh its
+    session): public methods need no token, so a bad one is ignored rather than refused."""
+    servers = start_server([port(ProbeServicer())], None)
+    async with servers as running, running.client() as client:
+        answer = await client.unary(WHO_AM_I)(wrappers_pb2.StringValue(), metadata=bearer("forged"))
+
+    assert answer.value == "anonymous:"
 
 
 async def test_the_wrong_role_is_permission_denied(start_server: StartServer) -> None:
