@@ -39,7 +39,7 @@ class AccountAdminServiceStub:
     and the service's domain, BadRequest field violations for bad input); the reasons are listed
     per RPC. Idempotency: every mutating request has `request_id` (field 1); a retry with the
     same id and body returns the first answer and changes nothing more, the same id with another
-    body fails ABORTED / IDEMPOTENCY_KEY_REUSED.
+    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
     """
 
     @_typing.overload
@@ -103,7 +103,7 @@ class AccountAdminServiceAsyncStub(AccountAdminServiceStub):
     and the service's domain, BadRequest field violations for bad input); the reasons are listed
     per RPC. Idempotency: every mutating request has `request_id` (field 1); a retry with the
     same id and body returns the first answer and changes nothing more, the same id with another
-    body fails ABORTED / IDEMPOTENCY_KEY_REUSED.
+    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -163,7 +163,7 @@ class AccountAdminServiceServicer(metaclass=_abc_1.ABCMeta):
     and the service's domain, BadRequest field violations for bad input); the reasons are listed
     per RPC. Idempotency: every mutating request has `request_id` (field 1); a retry with the
     same id and body returns the first answer and changes nothing more, the same id with another
-    body fails ABORTED / IDEMPOTENCY_KEY_REUSED.
+    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
     """
 
     @_abc_1.abstractmethod

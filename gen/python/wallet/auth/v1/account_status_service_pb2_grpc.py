@@ -38,7 +38,7 @@ class AccountStatusServiceStub:
     and the service's domain, BadRequest field violations for bad input); the reasons are listed
     per RPC. Idempotency: every mutating request has `request_id` (field 1); a retry with the
     same id and body returns the first answer and changes nothing more, the same id with another
-    body fails ABORTED / IDEMPOTENCY_KEY_REUSED.
+    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
     """
 
     def __init__(self, channel):
@@ -82,7 +82,7 @@ class AccountStatusServiceServicer:
     and the service's domain, BadRequest field violations for bad input); the reasons are listed
     per RPC. Idempotency: every mutating request has `request_id` (field 1); a retry with the
     same id and body returns the first answer and changes nothing more, the same id with another
-    body fails ABORTED / IDEMPOTENCY_KEY_REUSED.
+    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
     """
 
     def GetAccountStatus(self, request, context):
@@ -175,7 +175,7 @@ class AccountStatusService:
     and the service's domain, BadRequest field violations for bad input); the reasons are listed
     per RPC. Idempotency: every mutating request has `request_id` (field 1); a retry with the
     same id and body returns the first answer and changes nothing more, the same id with another
-    body fails ABORTED / IDEMPOTENCY_KEY_REUSED.
+    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
     """
 
     @staticmethod

@@ -45,7 +45,7 @@ class AuthServiceStub:
 
     Idempotency: every mutating request has `request_id` (field 1). A retry with the same id and
     the same body returns the first answer and changes nothing more; the same id with another
-    body fails ABORTED / IDEMPOTENCY_KEY_REUSED. Ids are scoped to the caller and the RPC and
+    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. Ids are scoped to the caller and the RPC and
     remembered for at least 24 hours; answers that carry secrets are kept encrypted.
     """
 
@@ -187,7 +187,7 @@ class AuthServiceServicer:
 
     Idempotency: every mutating request has `request_id` (field 1). A retry with the same id and
     the same body returns the first answer and changes nothing more; the same id with another
-    body fails ABORTED / IDEMPOTENCY_KEY_REUSED. Ids are scoped to the caller and the RPC and
+    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. Ids are scoped to the caller and the RPC and
     remembered for at least 24 hours; answers that carry secrets are kept encrypted.
     """
 
@@ -270,7 +270,8 @@ class AuthServiceServicer:
 
     def GetAccount(self, request, context):
         """Returns the caller's own account.
-        Errors: only the common ones (a frozen account still reads itself: no ACCOUNT_FROZEN).
+        Errors: only the common ones. A frozen account has no session left (freezing revokes
+        them all), so it cannot call this: FAILED_PRECONDITION / ACCOUNT_FROZEN.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -548,7 +549,7 @@ class AuthService:
 
     Idempotency: every mutating request has `request_id` (field 1). A retry with the same id and
     the same body returns the first answer and changes nothing more; the same id with another
-    body fails ABORTED / IDEMPOTENCY_KEY_REUSED. Ids are scoped to the caller and the RPC and
+    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. Ids are scoped to the caller and the RPC and
     remembered for at least 24 hours; answers that carry secrets are kept encrypted.
     """
 

@@ -46,7 +46,7 @@ class AuthServiceStub:
 
     Idempotency: every mutating request has `request_id` (field 1). A retry with the same id and
     the same body returns the first answer and changes nothing more; the same id with another
-    body fails ABORTED / IDEMPOTENCY_KEY_REUSED. Ids are scoped to the caller and the RPC and
+    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. Ids are scoped to the caller and the RPC and
     remembered for at least 24 hours; answers that carry secrets are kept encrypted.
     """
 
@@ -101,7 +101,8 @@ class AuthServiceStub:
     """
     GetAccount: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.GetAccountRequest, _auth_service_pb2.GetAccountResponse]
     """Returns the caller's own account.
-    Errors: only the common ones (a frozen account still reads itself: no ACCOUNT_FROZEN).
+    Errors: only the common ones. A frozen account has no session left (freezing revokes
+    them all), so it cannot call this: FAILED_PRECONDITION / ACCOUNT_FROZEN.
     """
     AddContact: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.AddContactRequest, _auth_service_pb2.AddContactResponse]
     """Starts adding a second verified contact of the kind the account lacks (an email for a
@@ -204,7 +205,7 @@ class AuthServiceAsyncStub(AuthServiceStub):
 
     Idempotency: every mutating request has `request_id` (field 1). A retry with the same id and
     the same body returns the first answer and changes nothing more; the same id with another
-    body fails ABORTED / IDEMPOTENCY_KEY_REUSED. Ids are scoped to the caller and the RPC and
+    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. Ids are scoped to the caller and the RPC and
     remembered for at least 24 hours; answers that carry secrets are kept encrypted.
     """
 
@@ -256,7 +257,8 @@ class AuthServiceAsyncStub(AuthServiceStub):
     """
     GetAccount: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.GetAccountRequest, _auth_service_pb2.GetAccountResponse]  # type: ignore[assignment]
     """Returns the caller's own account.
-    Errors: only the common ones (a frozen account still reads itself: no ACCOUNT_FROZEN).
+    Errors: only the common ones. A frozen account has no session left (freezing revokes
+    them all), so it cannot call this: FAILED_PRECONDITION / ACCOUNT_FROZEN.
     """
     AddContact: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.AddContactRequest, _auth_service_pb2.AddContactResponse]  # type: ignore[assignment]
     """Starts adding a second verified contact of the kind the account lacks (an email for a
@@ -358,7 +360,7 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
 
     Idempotency: every mutating request has `request_id` (field 1). A retry with the same id and
     the same body returns the first answer and changes nothing more; the same id with another
-    body fails ABORTED / IDEMPOTENCY_KEY_REUSED. Ids are scoped to the caller and the RPC and
+    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. Ids are scoped to the caller and the RPC and
     remembered for at least 24 hours; answers that carry secrets are kept encrypted.
     """
 
@@ -462,7 +464,8 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_auth_service_pb2.GetAccountResponse, _abc.Awaitable[_auth_service_pb2.GetAccountResponse]]:
         """Returns the caller's own account.
-        Errors: only the common ones (a frozen account still reads itself: no ACCOUNT_FROZEN).
+        Errors: only the common ones. A frozen account has no session left (freezing revokes
+        them all), so it cannot call this: FAILED_PRECONDITION / ACCOUNT_FROZEN.
         """
 
     @_abc_1.abstractmethod

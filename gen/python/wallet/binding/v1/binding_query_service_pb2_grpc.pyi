@@ -39,7 +39,7 @@ class BindingQueryServiceStub:
     and the service's domain, BadRequest field violations for bad input); the reasons are listed
     per RPC. Idempotency: every mutating request has `request_id` (field 1); a retry with the
     same id and body returns the first answer and changes nothing more, the same id with another
-    body fails ABORTED / IDEMPOTENCY_KEY_REUSED.
+    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
     """
 
     @_typing.overload
@@ -81,7 +81,7 @@ class BindingQueryServiceAsyncStub(BindingQueryServiceStub):
     and the service's domain, BadRequest field violations for bad input); the reasons are listed
     per RPC. Idempotency: every mutating request has `request_id` (field 1); a retry with the
     same id and body returns the first answer and changes nothing more, the same id with another
-    body fails ABORTED / IDEMPOTENCY_KEY_REUSED.
+    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -119,7 +119,7 @@ class BindingQueryServiceServicer(metaclass=_abc_1.ABCMeta):
     and the service's domain, BadRequest field violations for bad input); the reasons are listed
     per RPC. Idempotency: every mutating request has `request_id` (field 1); a retry with the
     same id and body returns the first answer and changes nothing more, the same id with another
-    body fails ABORTED / IDEMPOTENCY_KEY_REUSED.
+    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
     """
 
     @_abc_1.abstractmethod

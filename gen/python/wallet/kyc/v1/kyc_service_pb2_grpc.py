@@ -43,7 +43,7 @@ class KycServiceStub:
 
     Idempotency: every mutating request has `request_id` (field 1); a retry with the same id
     and body returns the first answer and changes nothing more, the same id with another body
-    fails ABORTED / IDEMPOTENCY_KEY_REUSED.
+    fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
     """
 
     def __init__(self, channel):
@@ -82,7 +82,7 @@ class KycServiceServicer:
 
     Idempotency: every mutating request has `request_id` (field 1); a retry with the same id
     and body returns the first answer and changes nothing more, the same id with another body
-    fails ABORTED / IDEMPOTENCY_KEY_REUSED.
+    fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
     """
 
     def SubmitVerification(self, request, context):
@@ -145,7 +145,7 @@ class KycService:
 
     Idempotency: every mutating request has `request_id` (field 1); a retry with the same id
     and body returns the first answer and changes nothing more, the same id with another body
-    fails ABORTED / IDEMPOTENCY_KEY_REUSED.
+    fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
     """
 
     @staticmethod

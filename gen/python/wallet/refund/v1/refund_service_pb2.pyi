@@ -37,7 +37,7 @@ class RequestRefundRequest(_message.Message):
     request_id: _builtins.str
     """Client idempotency key (1 to 128 characters). A retry with the same id and body returns
     the first refund and creates no second one; the same id with another body fails
-    ABORTED / IDEMPOTENCY_KEY_REUSED.
+    INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
     """
     payment_id: _builtins.str
     """The captured payment to refund."""

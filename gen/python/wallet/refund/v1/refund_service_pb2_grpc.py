@@ -40,7 +40,7 @@ class RefundServiceStub:
 
     Idempotency: every mutating request has `request_id` (field 1); a retry with the same id
     and body returns the first answer and changes nothing more, the same id with another body
-    fails ABORTED / IDEMPOTENCY_KEY_REUSED.
+    fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
     """
 
     def __init__(self, channel):
@@ -86,7 +86,7 @@ class RefundServiceServicer:
 
     Idempotency: every mutating request has `request_id` (field 1); a retry with the same id
     and body returns the first answer and changes nothing more, the same id with another body
-    fails ABORTED / IDEMPOTENCY_KEY_REUSED.
+    fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
     """
 
     def RequestRefund(self, request, context):
@@ -99,7 +99,7 @@ class RefundServiceServicer:
         INVALID_ARGUMENT / AMOUNT_INVALID (zero or negative),
         FAILED_PRECONDITION / REFUND_EXCEEDS_CAPTURED, FAILED_PRECONDITION / STEP_UP_REQUIRED
         (ErrorInfo metadata names the purpose), PERMISSION_DENIED with GRANT_INVALID,
-        GRANT_EXPIRED or GRANT_ALREADY_USED, ABORTED / IDEMPOTENCY_KEY_REUSED,
+        GRANT_EXPIRED or GRANT_ALREADY_USED, INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED,
         RESOURCE_EXHAUSTED / RATE_LIMITED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -176,7 +176,7 @@ class RefundService:
 
     Idempotency: every mutating request has `request_id` (field 1); a retry with the same id
     and body returns the first answer and changes nothing more, the same id with another body
-    fails ABORTED / IDEMPOTENCY_KEY_REUSED.
+    fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
     """
 
     @staticmethod

@@ -41,7 +41,7 @@ class RefundServiceStub:
 
     Idempotency: every mutating request has `request_id` (field 1); a retry with the same id
     and body returns the first answer and changes nothing more, the same id with another body
-    fails ABORTED / IDEMPOTENCY_KEY_REUSED.
+    fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
     """
 
     @_typing.overload
@@ -58,7 +58,7 @@ class RefundServiceStub:
     INVALID_ARGUMENT / AMOUNT_INVALID (zero or negative),
     FAILED_PRECONDITION / REFUND_EXCEEDS_CAPTURED, FAILED_PRECONDITION / STEP_UP_REQUIRED
     (ErrorInfo metadata names the purpose), PERMISSION_DENIED with GRANT_INVALID,
-    GRANT_EXPIRED or GRANT_ALREADY_USED, ABORTED / IDEMPOTENCY_KEY_REUSED,
+    GRANT_EXPIRED or GRANT_ALREADY_USED, INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED,
     RESOURCE_EXHAUSTED / RATE_LIMITED.
     """
     GetRefund: _grpc.UnaryUnaryMultiCallable[_refund_service_pb2.GetRefundRequest, _refund_service_pb2.GetRefundResponse]
@@ -90,7 +90,7 @@ class RefundServiceAsyncStub(RefundServiceStub):
 
     Idempotency: every mutating request has `request_id` (field 1); a retry with the same id
     and body returns the first answer and changes nothing more, the same id with another body
-    fails ABORTED / IDEMPOTENCY_KEY_REUSED.
+    fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -104,7 +104,7 @@ class RefundServiceAsyncStub(RefundServiceStub):
     INVALID_ARGUMENT / AMOUNT_INVALID (zero or negative),
     FAILED_PRECONDITION / REFUND_EXCEEDS_CAPTURED, FAILED_PRECONDITION / STEP_UP_REQUIRED
     (ErrorInfo metadata names the purpose), PERMISSION_DENIED with GRANT_INVALID,
-    GRANT_EXPIRED or GRANT_ALREADY_USED, ABORTED / IDEMPOTENCY_KEY_REUSED,
+    GRANT_EXPIRED or GRANT_ALREADY_USED, INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED,
     RESOURCE_EXHAUSTED / RATE_LIMITED.
     """
     GetRefund: _aio.UnaryUnaryMultiCallable[_refund_service_pb2.GetRefundRequest, _refund_service_pb2.GetRefundResponse]  # type: ignore[assignment]
@@ -135,7 +135,7 @@ class RefundServiceServicer(metaclass=_abc_1.ABCMeta):
 
     Idempotency: every mutating request has `request_id` (field 1); a retry with the same id
     and body returns the first answer and changes nothing more, the same id with another body
-    fails ABORTED / IDEMPOTENCY_KEY_REUSED.
+    fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
     """
 
     @_abc_1.abstractmethod
@@ -153,7 +153,7 @@ class RefundServiceServicer(metaclass=_abc_1.ABCMeta):
         INVALID_ARGUMENT / AMOUNT_INVALID (zero or negative),
         FAILED_PRECONDITION / REFUND_EXCEEDS_CAPTURED, FAILED_PRECONDITION / STEP_UP_REQUIRED
         (ErrorInfo metadata names the purpose), PERMISSION_DENIED with GRANT_INVALID,
-        GRANT_EXPIRED or GRANT_ALREADY_USED, ABORTED / IDEMPOTENCY_KEY_REUSED,
+        GRANT_EXPIRED or GRANT_ALREADY_USED, INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED,
         RESOURCE_EXHAUSTED / RATE_LIMITED.
         """
 
