@@ -80,7 +80,8 @@ class AlreadyExists(DomainError):
 
 
 class Aborted(DomainError):
-    """A concurrency conflict (e.g. an idempotency key reused with another body)."""
+    """A concurrency conflict: the state changed under the request (e.g. a row version moved);
+    retrying the whole request may succeed."""
 
     reason = "ABORTED"
 
