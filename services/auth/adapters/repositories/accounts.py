@@ -1,0 +1,363 @@
+"""The account aggregate in SQL: the account row and its contacts, freeze history, TOTP factor
+and recovery codes.
+
+`save` writes the difference between the aggregate and what this unit of work read or wrote
+of it (a copy kept at `get` / `add`): the account row, contacts added or removed, freeze
+records appended, the TOTP row, and the recovery codes. `add` and `save` write all of it or,
+in a savepoint, nothing: after a refusal (CONTACT_IN_USE) the transaction can still commit
+what the use case must keep, such as a used code. The account row carries a version, so
+a `save` of an account read without `for_update` fails with ABORTED rather than overwrite a
+change another transaction committed in between.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.auth.adapters.repositories._sql import chunks, rowcount
+from services.auth.adapters.repositories.protection import Protection, contact_from
+from services.auth.adapters.tables import (
+    account_contacts,
+    accounts,
+    freeze_history,
+    recovery_code_sets,
+    recovery_codes,
+    totp_factors,
+)
+from services.auth.domain.account import Account, AccountStatus, FreezeRecord
+from services.auth.domain.contacts import Contact, ContactKind, VerifiedContact
+from services.auth.domain.events import Actor, ActorKind
+from services.auth.domain.recovery import RecoveryCode, RecoveryCodeSet
+from services.auth.domain.totp import TotpFactor, TotpState
+from walletcore.db import is_unique_violation, lock_for_update
+from walletcore.errors import Aborted, AlreadyExists
+
+CONTACT_IN_USE: Final = "CONTACT_IN_USE"
+_CONTACTS: Final = "account_contacts"
+
+
+def contact_in_use() -> AlreadyExists:
+    return AlreadyExists("this contact already belongs to an account", reason=CONTACT_IN_USE)
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """An account as the database holds it within this unit of work."""
+
+    version: int
+    account: Account
+
+
+class SqlAccounts:
+    def __init__(self, session: AsyncSession, protection: Protection) -> None:
+        self._session = session
+        self._protection = protection
+        self._stored: dict[str, _Stored] = {}
+
+    async def get(self, account_id: str, *, for_update: bool = False) -> Account | None:
+        statement = select(accounts).where(accounts.c.id == account_id)
+        if for_update:
+            statement = lock_for_update(statement)
+        row = (await self._session.execute(statement)).one_or_none()
+        if row is None:
+            return None
+        account = Account(
+            id=row.id,
+            password_hash=row.password_hash,
+            contacts=await self._load_contacts(account_id),
+            created_at=row.created_at,
+            status=AccountStatus(row.status),
+            freeze_history=await self._load_freeze_history(account_id),
+            totp=await self._load_totp(account_id),
+            recovery_codes=await self._load_recovery_codes(account_id),
+            password_changed_at=row.password_changed_at,
+        )
+        self._remember(account, row.version)
+        return account
+
+    async def find_by_contact(
+        self, contact: Contact, *, for_update: bool = False
+    ) -> Account | None:
+        account_id = await self._owner_of(contact)
+        return None if account_id is None else await self.get(account_id, for_update=for_update)
+
+    async def contact_in_use(self, contact: Contact) -> bool:
+        return await self._owner_of(contact) is not None
+
+    async def add(self, account: Account) -> None:
+        async with self._session.begin_nested():
+            await self._session.execute(
+                insert(accounts).values(id=account.id, **_row_of(account), version=1)
+            )
+            await self._insert_contacts(account.id, account.contacts)
+            await self._append_freeze_records(account, already_stored=0)
+            await self._write_totp(account, stored=None)
+            await self._write_recovery_codes(account, stored=None)
+        self._remember(account, version=1)
+
+    async def save(self, account: Account) -> None:
+        stored = self._stored.get(account.id)
+        if stored is None:
+            raise ValueError("save an account this unit of work has read or added")
+        async with self._session.begin_nested():
+            changed = await self._session.execute(
+                update(accounts)
+                .where(accounts.c.id == account.id, accounts.c.version == stored.version)
+                .values(**_row_of(account), version=stored.version + 1)
+            )
+            if rowcount(changed) != 1:
+                raise Aborted("the account was changed by another request: try again")
+            await self._write_contacts(account, stored.account.contacts)
+            await self._append_freeze_records(account, len(stored.account.freeze_history))
+            await self._write_totp(account, stored.account.totp)
+            await self._write_recovery_codes(account, stored.account.recovery_codes)
+        self._remember(account, stored.version + 1)
+
+    async def existing_ids(self, account_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in chunks(list(dict.fromkeys(account_ids))):
+            rows = await self._session.execute(
+                select(accounts.c.id).where(accounts.c.id.in_(chunk))
+            )
+            found.update(rows.scalars())
+        return found
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def _owner_of(self, contact: Contact) -> str | None:
+        rows = await self._session.execute(
+            select(account_contacts.c.account_id).where(
+                account_contacts.c.kind == contact.kind.value,
+                account_contacts.c.value_index.in_(self._protection.index_candidates(contact)),
+            )
+        )
+        return rows.scalars().first()
+
+    async def _load_contacts(self, account_id: str) -> list[VerifiedContact]:
+        rows = await self._session.execute(
+            select(account_contacts)
+            .where(account_contacts.c.account_id == account_id)
+            .order_by(account_contacts.c.verified_at, account_contacts.c.id)
+        )
+        return [self._contact_from(row) for row in rows]
+
+    def _contact_from(self, row: Row[Any]) -> VerifiedContact:
+        value = self._protection.open(
+            row.value_encrypted, table=_CONTACTS, row_id=row.id, column="value"
+        )
+        return VerifiedContact(
+            id=row.id, value=contact_from(ContactKind(row.kind), value), verified_at=row.verified_at
+        )
+
+    async def _load_freeze_history(self, account_id: str) -> list[FreezeRecord]:
+        rows = await self._session.execute(
+            select(freeze_history)
+            .where(freeze_history.c.account_id == account_id)
+            .order_by(freeze_history.c.position)
+        )
+        return [
+            FreezeRecord(
+                frozen=row.frozen,
+                actor=Actor(ActorKind(row.actor_kind), row.actor_id),
+                reason=row.reason,
+                ticket_ref=row.ticket_ref,
+                occurred_at=row.occurred_at,
+            )
+            for row in rows
+        ]
+
+    async def _load_totp(self, account_id: str) -> TotpFactor | None:
+        row = (
+            await self._session.execute(
+                select(totp_factors).where(totp_factors.c.account_id == account_id)
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        return TotpFactor(
+            id=row.id,
+            account_id=row.account_id,
+            encrypted_secret=bytes(row.encrypted_secret),
+            created_at=row.created_at,
+            state=TotpState(row.state),
+            confirmed_at=row.confirmed_at,
+            disabled_at=row.disabled_at,
+            last_accepted_step=row.last_accepted_step,
+            failed_confirmations=row.failed_confirmations,
+        )
+
+    async def _load_recovery_codes(self, account_id: str) -> RecoveryCodeSet | None:
+        code_set = (
+            await self._session.execute(
+                select(recovery_code_sets).where(recovery_code_sets.c.account_id == account_id)
+            )
+        ).one_or_none()
+        if code_set is None:
+            return None
+        codes = await self._session.execute(
+            select(recovery_codes)
+            .where(recovery_codes.c.set_id == code_set.id)
+            .order_by(recovery_codes.c.position)
+        )
+        return RecoveryCodeSet(
+            id=code_set.id,
+            account_id=account_id,
+            created_at=code_set.created_at,
+            codes=[RecoveryCode(code_hash=row.code_hash, used_at=row.used_at) for row in codes],
+        )
+
+    def _remember(self, account: Account, version: int) -> None:
+        self._stored[account.id] = _Stored(version, copy.deepcopy(account))
+
+    # -- writing ---------------------------------------------------------------------------
+
+    async def _write_contacts(self, account: Account, stored: list[VerifiedContact]) -> None:
+        current_ids = {contact.id for contact in account.contacts}
+        stored_ids = {contact.id for contact in stored}
+        # Removed first: a replacement has the kind of the contact it replaces, and an account
+        # has one contact of each kind.
+        if removed := stored_ids - current_ids:
+            await self._session.execute(
+                delete(account_contacts).where(account_contacts.c.id.in_(removed))
+            )
+        added = [contact for contact in account.contacts if contact.id not in stored_ids]
+        await self._insert_contacts(account.id, added)
+
+    async def _insert_contacts(self, account_id: str, contacts: list[VerifiedContact]) -> None:
+        if not contacts:
+            return
+        rows = [
+            {
+                "id": contact.id,
+                "account_id": account_id,
+                "kind": contact.kind.value,
+                "value_index": self._protection.index(contact.value),
+                "value_encrypted": self._protection.seal(
+                    contact.value.value, table=_CONTACTS, row_id=contact.id, column="value"
+                ),
+                "verified_at": contact.verified_at,
+            }
+            for contact in contacts
+        ]
+        try:
+            await self._session.execute(insert(account_contacts), rows)
+        except IntegrityError as exc:
+            # The unique (kind, value_index) is the last word on who owns a contact: a
+            # concurrent transaction may have taken it after the use case checked.
+            if is_unique_violation(exc):
+                raise contact_in_use() from None
+            raise
+
+    async def _append_freeze_records(self, account: Account, already_stored: int) -> None:
+        new_records = account.freeze_history[already_stored:]
+        if not new_records:
+            return
+        await self._session.execute(
+            insert(freeze_history),
+            [
+                {
+                    "account_id": account.id,
+                    "position": position,
+                    "frozen": record.frozen,
+                    "actor_kind": record.actor.kind.value,
+                    "actor_id": record.actor.id,
+                    "reason": record.reason,
+                    "ticket_ref": record.ticket_ref,
+                    "occurred_at": record.occurred_at,
+                }
+                for position, record in enumerate(new_records, start=already_stored)
+            ],
+        )
+
+    async def _write_totp(self, account: Account, stored: TotpFactor | None) -> None:
+        factor = account.totp
+        if factor == stored:
+            return
+        if factor is None:
+            await self._session.execute(
+                delete(totp_factors).where(totp_factors.c.account_id == account.id)
+            )
+            return
+        values = {
+            "id": factor.id,
+            "encrypted_secret": factor.encrypted_secret,
+            "state": factor.state.value,
+            "created_at": factor.created_at,
+            "confirmed_at": factor.confirmed_at,
+            "disabled_at": factor.disabled_at,
+            "last_accepted_step": factor.last_accepted_step,
+            "failed_confirmations": factor.failed_confirmations,
+        }
+        if stored is None:
+            await self._session.execute(
+                insert(totp_factors).values(account_id=account.id, **values)
+            )
+        else:
+            await self._session.execute(
+                update(totp_factors).where(totp_factors.c.account_id == account.id).values(values)
+            )
+
+    async def _write_recovery_codes(self, account: Account, stored: RecoveryCodeSet | None) -> None:
+        current = account.recovery_codes
+        if current == stored:
+            return
+        if stored is not None and (current is None or current.id != stored.id):
+            await self._delete_recovery_codes(stored.id)
+            stored = None
+        if current is None:
+            return
+        if stored is None:
+            await self._insert_recovery_codes(current)
+            return
+        for position, (code, before) in enumerate(zip(current.codes, stored.codes, strict=True)):
+            if code.used_at != before.used_at:
+                await self._session.execute(
+                    update(recovery_codes)
+                    .where(
+                        recovery_codes.c.set_id == current.id,
+                        recovery_codes.c.position == position,
+                    )
+                    .values(used_at=code.used_at)
+                )
+
+    async def _insert_recovery_codes(self, code_set: RecoveryCodeSet) -> None:
+        await self._session.execute(
+            insert(recovery_code_sets).values(
+                id=code_set.id, account_id=code_set.account_id, created_at=code_set.created_at
+            )
+        )
+        if code_set.codes:
+            await self._session.execute(
+                insert(recovery_codes),
+                [
+                    {
+                        "set_id": code_set.id,
+                        "position": position,
+                        "code_hash": code.code_hash,
+                        "used_at": code.used_at,
+                    }
+                    for position, code in enumerate(code_set.codes)
+                ],
+            )
+
+    async def _delete_recovery_codes(self, set_id: str) -> None:
+        await self._session.execute(delete(recovery_codes).where(recovery_codes.c.set_id == set_id))
+        await self._session.execute(
+            delete(recovery_code_sets).where(recovery_code_sets.c.id == set_id)
+        )
+
+
+def _row_of(account: Account) -> dict[str, object]:
+    return {
+        "status": account.status.value,
+        "password_hash": account.password_hash,
+        "created_at": account.created_at,
+        "password_changed_at": account.password_changed_at,
+    }
