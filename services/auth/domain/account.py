@@ -262,7 +262,7 @@ class Account:
     ) -> tuple[DomainEvent, ...]:
         """Freezes with the officer's reason and ticket; () when already frozen."""
         _require_security_officer(officer)
-        reason, ticket_ref = _officer_note(reason, ticket_ref)
+        reason, ticket_ref = officer_note(reason, ticket_ref)
         return self._freeze(FreezeRecord(True, officer, reason, ticket_ref, now), origin)
 
     def freeze_by_self(
@@ -278,7 +278,7 @@ class Account:
     ) -> tuple[DomainEvent, ...]:
         """A security officer's act alone; () when not frozen."""
         _require_security_officer(officer)
-        reason, ticket_ref = _officer_note(reason, ticket_ref)
+        reason, ticket_ref = officer_note(reason, ticket_ref)
         if not self.is_frozen:
             return ()
         self.status = AccountStatus.ACTIVE
@@ -578,8 +578,9 @@ def _require_security_officer(actor: Actor) -> None:
         )
 
 
-def _officer_note(reason: str, ticket_ref: str) -> tuple[str, str]:
-    """The officer's reason and ticket, trimmed; InvalidArgument naming each bad one."""
+def officer_note(reason: str, ticket_ref: str) -> tuple[str, str]:
+    """The officer's reason and ticket, trimmed; InvalidArgument naming each bad one. Public
+    so a bulk freeze can check them before (and without) loading any account."""
     reason, ticket_ref = reason.strip(), ticket_ref.strip()
     violations = []
     if not reason or len(reason) > MAX_FREEZE_REASON_LENGTH or not reason.isprintable():

@@ -1,0 +1,236 @@
+"""Sending and checking codes: the one place the rate limits of SPEC 7 meet the domain's checks.
+
+- `send_code`: every RPC that sends an SMS or e-mail code charges the destination's minute and
+  day limits (plus whatever else the RPC is limited by) in ONE limiter check, then issues the
+  challenge and writes the code to the outbox.
+- `check_code` / `check_second_factor`: every RPC that checks a code charges the ledger subject's
+  code-check limit, runs the domain check and saves what it changed; a rejection that changed
+  state (a wrong code counts against its limits) is raised as `CommittedRefusal`, so it is
+  committed before the client sees the error.
+
+A TOTP secret is encrypted at rest with the account id as associated data (see
+`encrypt_totp_secret`), so a ciphertext copied to another account's row does not decrypt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+from services.auth.domain.account import Account
+from services.auth.domain.contacts import Contact, Email, Phone
+from services.auth.domain.events import Origin
+from services.auth.domain.otp import OtpChallenge, OtpChannel, normalize_numeric_code
+from services.auth.domain.proofs import ChallengePurpose, CheckOutcome, VerifiedFactor, rejected
+from services.auth.domain.reasons import code_expired, code_invalid
+from services.auth.domain.recovery import normalize_recovery_code
+from services.auth.domain.totp import totp_not_enabled
+from services.auth.service.context import AuthContext, publish
+from services.auth.service.ports import AuthUnitOfWork
+from walletcore.errors import FieldViolation, InvalidArgument
+from walletcore.idempotency import CommittedRefusal
+from walletcore.ratelimit.base import Hit, Policy
+from walletcore.ratelimit.enforce import enforce
+from walletcore.ratelimit.policies import (
+    CODE_CHECKS_PER_ACCOUNT_HOUR,
+    CODES_SENT_PER_DESTINATION_DAY,
+    CODES_SENT_PER_DESTINATION_MINUTE,
+)
+
+CODES_SENT_PER_CLIENT_ADDRESS_HOUR: Final = Policy("codes_sent_per_client_address_hour", 30, 3600)
+"""Codes a signed-out client address may have sent, to any destinations, in an hour: the
+per-destination limits alone let one host pump SMS to many numbers."""
+
+
+def destination_subject(contact: Contact) -> str:
+    """What the per-destination limits count: the number, or the address as "one email
+    belongs to one account" compares it, so changing its case buys no extra codes."""
+    if isinstance(contact, Email):
+        return f"email:{contact.lookup_key}"
+    return f"phone:{contact.e164}"
+
+
+def destination_ref(ctx: AuthContext, contact: Contact) -> str:
+    """An opaque, stable reference to a contact not yet verified (a registration's ledger
+    subject, an OtpChallenge's destination): a keyed hash, never the contact itself."""
+    return ctx.secrets.hash(f"destination:{destination_subject(contact)}")
+
+
+def send_limit_hits(destination: Contact) -> list[Hit]:
+    """The per-destination minute and day hits of one code sent to `destination`."""
+    subject = destination_subject(destination)
+    return [
+        Hit(CODES_SENT_PER_DESTINATION_MINUTE, subject),
+        Hit(CODES_SENT_PER_DESTINATION_DAY, subject),
+    ]
+
+
+def client_address_hit(client_address: str | None) -> list[Hit]:
+    """The hit a signed-out caller's address adds to an RPC that sends a code."""
+    return [Hit(CODES_SENT_PER_CLIENT_ADDRESS_HOUR, client_address or "unknown")]
+
+
+def code_check_hit(subject: str) -> Hit:
+    """One code check charged to a ledger subject (an account id, or a destination ref)."""
+    return Hit(CODE_CHECKS_PER_ACCOUNT_HOUR, subject)
+
+
+def channel_of(contact: Contact) -> OtpChannel:
+    return OtpChannel.SMS if isinstance(contact, Phone) else OtpChannel.EMAIL
+
+
+async def send_code(
+    uow: AuthUnitOfWork,
+    ctx: AuthContext,
+    *,
+    account_id: str | None,
+    purpose: ChallengePurpose,
+    destination: Contact,
+    destination_ref: str,
+    extra_hits: Sequence[Hit] = (),
+) -> OtpChallenge:
+    """Charges the limits (one check), issues a challenge and puts its code in the outbox.
+
+    `destination_ref` is what the challenge records about where the code went (a verified
+    contact's id, or `destination_ref(ctx, contact)` for one not yet verified).
+    """
+    await enforce(ctx.limiter, [*send_limit_hits(destination), *extra_hits])
+    code = ctx.new_code()
+    challenge = OtpChallenge.issue(
+        id=ctx.new_id(),
+        account_id=account_id,
+        purpose=purpose,
+        channel=channel_of(destination),
+        destination_ref=destination_ref,
+        code=code,
+        hasher=ctx.secrets,
+        now=ctx.clock(),
+        lifetimes=ctx.rules.otp_lifetimes,
+    )
+    await uow.otp_challenges.add(challenge)
+    await uow.notifier.send_code(
+        destination, code=code, purpose=purpose, expires_at=challenge.expires_at
+    )
+    return challenge
+
+
+async def check_code(
+    uow: AuthUnitOfWork,
+    ctx: AuthContext,
+    *,
+    challenge_id: str,
+    raw_code: str,
+    purpose: ChallengePurpose,
+    extra_hits: Sequence[Hit] = (),
+) -> VerifiedFactor:
+    """The proof of a sent code, or the domain's refusal.
+
+    An unknown challenge answers like an expired code: there is nothing to learn from probing
+    ids. `extra_hits` lets an RPC that also checks another code charge it in the same single
+    limiter check.
+    """
+    challenge = await uow.otp_challenges.get(challenge_id, for_update=True)
+    if challenge is None:
+        raise code_expired()
+    subject = challenge.ledger_subject
+    await enforce(ctx.limiter, [code_check_hit(subject), *extra_hits])
+    ledger = await uow.code_failure_ledgers.get_or_new(subject)
+    outcome = challenge.check(
+        raw_code, purpose=purpose, hasher=ctx.secrets, ledger=ledger, now=ctx.clock()
+    )
+    await uow.otp_challenges.save(challenge)
+    await uow.code_failure_ledgers.save(ledger)
+    return await _proof_or_committed_refusal(uow, outcome)
+
+
+def totp_associated_data(account_id: str) -> bytes:
+    """The associated data of an account's encrypted TOTP secret (the persistence adapters
+    store the ciphertext as the domain holds it)."""
+    return f"auth.totp:{account_id}".encode()
+
+
+def encrypt_totp_secret(ctx: AuthContext, account_id: str, secret: str) -> bytes:
+    return ctx.encryption.encrypt(secret.encode(), associated_data=totp_associated_data(account_id))
+
+
+def decrypt_totp_secret(ctx: AuthContext, account_id: str, encrypted_secret: bytes) -> str:
+    return ctx.encryption.decrypt(
+        encrypted_secret, associated_data=totp_associated_data(account_id)
+    ).decode()
+
+
+async def check_second_factor(
+    uow: AuthUnitOfWork,
+    ctx: AuthContext,
+    account: Account,
+    *,
+    totp_code: str | None,
+    recovery_code: str | None,
+    purpose: ChallengePurpose,
+    origin: Origin,
+    field: str = "second_factor",
+    charge: bool = True,
+) -> VerifiedFactor:
+    """The proof of exactly one of a TOTP code or a recovery code of `account`.
+
+    Violations name `{field}.totp_code` / `{field}.recovery_code`. Pass `charge=False` only
+    when this RPC's one limiter check already charged the account's code check (e.g. through
+    `check_code(..., extra_hits=[code_check_hit(account.id)])`).
+    """
+    if (totp_code is None) == (recovery_code is None):
+        raise InvalidArgument(
+            [FieldViolation(field, "give exactly one of a TOTP code or a recovery code")]
+        )
+    account.ensure_active()
+    # Malformed codes are refused before anything is charged: they cost no attempt.
+    if totp_code is not None:
+        code_field = f"{field}.totp_code"
+        normalize_numeric_code(totp_code, digits=ctx.rules.totp.digits, field=code_field)
+    else:
+        assert recovery_code is not None
+        code_field = f"{field}.recovery_code"
+        normalize_recovery_code(recovery_code, field=code_field)
+    if charge:
+        await enforce(ctx.limiter, [code_check_hit(account.id)])
+    ledger = await uow.code_failure_ledgers.get_or_new(account.id)
+    now = ctx.clock()
+    if totp_code is not None:
+        secret = _totp_secret(ctx, account)
+        outcome = account.check_totp(
+            totp_code,
+            secret=secret,
+            purpose=purpose,
+            ledger=ledger,
+            now=now,
+            parameters=ctx.rules.totp,
+        )
+    else:
+        assert recovery_code is not None
+        outcome = account.redeem_recovery_code(
+            recovery_code,
+            purpose=purpose,
+            hasher=ctx.secrets,
+            ledger=ledger,
+            origin=origin,
+            now=now,
+        )
+    await uow.accounts.save(account)
+    await uow.code_failure_ledgers.save(ledger)
+    if not outcome.accepted:
+        # The domain names its own field for a wrong code; the client sent it in `code_field`.
+        outcome = rejected(code_invalid(code_field), outcome.events)
+    return await _proof_or_committed_refusal(uow, outcome)
+
+
+def _totp_secret(ctx: AuthContext, account: Account) -> str:
+    if account.totp is None or not account.totp_active:
+        raise totp_not_enabled()
+    return decrypt_totp_secret(ctx, account.id, account.totp.encrypted_secret)
+
+
+async def _proof_or_committed_refusal(uow: AuthUnitOfWork, outcome: CheckOutcome) -> VerifiedFactor:
+    await publish(uow, outcome.events)
+    if outcome.proof is None:
+        assert outcome.failure is not None
+        raise CommittedRefusal(outcome.failure)
+    return outcome.proof
