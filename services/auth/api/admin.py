@@ -1,0 +1,284 @@
+"""AccountAdminService: the security team's API on auth's admin port.
+
+The port's access policy admits only operators with the role `security_officer`; the caller's
+subject is the officer id every use case acts and audits as.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import grpc.aio
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from services.auth.api.convert import (
+    DEFAULT_PAGE_SIZE,
+    actor_to_proto,
+    contact_from,
+    enum_to_proto,
+    idempotent,
+    origin_of,
+    page_of,
+    page_response,
+    security_event_to_proto,
+    security_event_types_from,
+    timestamp,
+    to_datetime,
+)
+from services.auth.domain.account import FreezeRecord
+from services.auth.service import admin, timeline
+from services.auth.service.context import AuthContext
+from services.auth.service.ports import AuthUnitOfWork, Transactions
+from wallet.auth.v1 import account_admin_service_pb2 as pb
+from wallet.auth.v1 import account_admin_service_pb2_grpc, types_pb2
+from wallet.common.v1 import audit_pb2, contact_pb2, paging_pb2
+from walletcore.errors import InvalidArgument
+from walletcore.identity import current_caller
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class AccountAdminServicer(account_admin_service_pb2_grpc.AccountAdminServiceServicer):
+    def __init__(self, ctx: AuthContext, tx: Transactions, audit_reader: admin.AuditReader) -> None:
+        self.ctx = ctx
+        self.tx = tx
+        self.audit_reader = audit_reader
+
+    async def FreezeAccount(
+        self, request: pb.FreezeAccountRequest, context: Context
+    ) -> pb.FreezeAccountResponse:
+        account_id = admin.parse_id(request.account_id, field="account_id")
+
+        async def work(uow: AuthUnitOfWork) -> bytes:
+            result = await admin.freeze_account(
+                uow,
+                self.ctx,
+                officer_id=current_caller().subject,
+                account_id=account_id,
+                reason=request.reason,
+                ticket_ref=request.ticket_ref,
+                origin=origin_of(),
+            )
+            return pb.FreezeAccountResponse(
+                frozen_at=timestamp(result.frozen_at),
+                already_frozen=result.already_frozen,
+                revoked_session_count=result.revoked_session_count,
+            ).SerializeToString()
+
+        return await idempotent(self.tx, request, pb.FreezeAccountResponse, work)
+
+    async def UnfreezeAccount(
+        self, request: pb.UnfreezeAccountRequest, context: Context
+    ) -> pb.UnfreezeAccountResponse:
+        account_id = admin.parse_id(request.account_id, field="account_id")
+
+        async def work(uow: AuthUnitOfWork) -> bytes:
+            unfrozen_at = await admin.unfreeze_account(
+                uow,
+                self.ctx,
+                officer_id=current_caller().subject,
+                account_id=account_id,
+                reason=request.reason,
+                ticket_ref=request.ticket_ref,
+                origin=origin_of(),
+            )
+            response = pb.UnfreezeAccountResponse(unfrozen_at=timestamp(unfrozen_at))
+            return response.SerializeToString()
+
+        return await idempotent(self.tx, request, pb.UnfreezeAccountResponse, work)
+
+    async def BulkFreezeAccounts(
+        self, request: pb.BulkFreezeAccountsRequest, context: Context
+    ) -> pb.BulkFreezeAccountsResponse:
+        account_ids = [
+            admin.parse_id(account_id, field=f"account_ids[{index}]")
+            for index, account_id in enumerate(request.account_ids)
+        ]
+
+        async def work(uow: AuthUnitOfWork) -> bytes:
+            result = await admin.bulk_freeze_accounts(
+                uow,
+                self.ctx,
+                officer_id=current_caller().subject,
+                account_ids=account_ids,
+                reason=request.reason,
+                ticket_ref=request.ticket_ref,
+                origin=origin_of(),
+            )
+            return pb.BulkFreezeAccountsResponse(
+                results=[
+                    pb.BulkFreezeResult(
+                        account_id=account_id,
+                        outcome=enum_to_proto(types_pb2.FreezeOutcome, outcome),
+                    )
+                    for account_id, outcome in result.outcomes
+                ],
+                frozen_count=result.count(admin.FreezeOutcome.FROZEN),
+                already_frozen_count=result.count(admin.FreezeOutcome.ALREADY_FROZEN),
+                not_found_count=result.count(admin.FreezeOutcome.NOT_FOUND),
+            ).SerializeToString()
+
+        return await idempotent(self.tx, request, pb.BulkFreezeAccountsResponse, work)
+
+    async def RevokeAccountSessions(
+        self, request: pb.RevokeAccountSessionsRequest, context: Context
+    ) -> pb.RevokeAccountSessionsResponse:
+        account_id = admin.parse_id(request.account_id, field="account_id")
+
+        async def work(uow: AuthUnitOfWork) -> bytes:
+            revoked = await admin.revoke_account_sessions(
+                uow,
+                self.ctx,
+                officer_id=current_caller().subject,
+                account_id=account_id,
+                reason=request.reason,
+                ticket_ref=request.ticket_ref,
+                origin=origin_of(),
+            )
+            response = pb.RevokeAccountSessionsResponse(revoked_session_count=revoked)
+            return response.SerializeToString()
+
+        return await idempotent(self.tx, request, pb.RevokeAccountSessionsResponse, work)
+
+    async def GetAccount(
+        self, request: pb.AccountAdminServiceGetAccountRequest, context: Context
+    ) -> pb.AccountAdminServiceGetAccountResponse:
+        account_id = admin.parse_id(request.account_id, field="account_id")
+
+        async def work(uow: AuthUnitOfWork) -> admin.AdminAccountView:
+            return await admin.get_account(uow, self.ctx, account_id=account_id)
+
+        view = await self.tx.run(work)
+        return pb.AccountAdminServiceGetAccountResponse(account=_account_view(view))
+
+    async def FindAccount(
+        self, request: pb.FindAccountRequest, context: Context
+    ) -> pb.FindAccountResponse:
+        contact = contact_from(request.contact, "contact")
+
+        async def work(uow: AuthUnitOfWork) -> str:
+            return await admin.find_account(
+                uow, self.ctx, officer_id=current_caller().subject, contact=contact
+            )
+
+        return pb.FindAccountResponse(account_id=await self.tx.run(work))
+
+    async def ListSecurityEvents(
+        self, request: pb.AccountAdminServiceListSecurityEventsRequest, context: Context
+    ) -> pb.AccountAdminServiceListSecurityEventsResponse:
+        account_id = admin.parse_id(request.account_id, field="account_id")
+        page = page_of(request.page)
+        types = security_event_types_from(request.types)
+
+        async def work(uow: AuthUnitOfWork) -> timeline.EventsPage:
+            return await admin.list_security_events(
+                uow,
+                self.ctx,
+                account_id=account_id,
+                page_size=page.size,
+                page_token=page.token,
+                types=types,
+            )
+
+        events = await self.tx.run(work)
+        return pb.AccountAdminServiceListSecurityEventsResponse(
+            events=[security_event_to_proto(each, officer_view=True) for each in events.events],
+            page=page_response(events.next_page_token),
+        )
+
+    async def VerifyAuditLog(
+        self, request: pb.VerifyAuditLogRequest, context: Context
+    ) -> pb.VerifyAuditLogResponse:
+        check = await admin.verify_audit_log(self.audit_reader, self.ctx)
+        verification = check.verification
+        return pb.VerifyAuditLogResponse(
+            verification=audit_pb2.AuditVerification(
+                intact=verification.ok,
+                entries_checked=verification.entries_checked,
+                first_broken_sequence=verification.first_invalid_seq or 0,
+                head_hash=verification.head_hash,
+                verified_at=timestamp(check.verified_at),
+            )
+        )
+
+    async def ExportAuditLog(
+        self, request: pb.ExportAuditLogRequest, context: Context
+    ) -> pb.ExportAuditLogResponse:
+        start = _optional_time(request.start_time, request.HasField("start_time"), "start_time")
+        end = _optional_time(request.end_time, request.HasField("end_time"), "end_time")
+        page_size, page_token = _export_page(request.page)
+        export = await admin.export_audit_log(
+            self.audit_reader,
+            self.ctx,
+            officer_id=current_caller().subject,
+            start=start,
+            end=end,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        return pb.ExportAuditLogResponse(
+            entries=[_audit_entry(entry) for entry in export.entries],
+            page=page_response(export.next_page_token),
+        )
+
+
+def _account_view(view: admin.AdminAccountView) -> pb.AdminAccountView:
+    return pb.AdminAccountView(
+        account_id=view.account_id,
+        status=enum_to_proto(types_pb2.AccountStatus, view.status),
+        contacts=[masked_contact_to_proto(contact) for contact in view.contacts],
+        totp_enabled=view.totp_enabled,
+        recovery_codes_remaining=view.recovery_codes_remaining,
+        created_at=timestamp(view.created_at),
+        active_session_count=view.active_session_count,
+        freeze_history=[_freeze_record(record) for record in view.freeze_history],
+    )
+
+
+def masked_contact_to_proto(contact: admin.MaskedContactView) -> types_pb2.MaskedContact:
+    return types_pb2.MaskedContact(
+        kind=enum_to_proto(contact_pb2.ContactKind, contact.kind),
+        masked_value=contact.masked_value,
+        verified_at=timestamp(contact.verified_at),
+    )
+
+
+def _freeze_record(record: FreezeRecord) -> types_pb2.FreezeRecord:
+    return types_pb2.FreezeRecord(
+        frozen=record.frozen,
+        actor=actor_to_proto(record.actor, officer_view=True),
+        reason=record.reason,
+        ticket_ref=record.ticket_ref,
+        occurred_at=timestamp(record.occurred_at),
+    )
+
+
+def _audit_entry(entry: admin.AuditEntryView) -> audit_pb2.AuditEntry:
+    return audit_pb2.AuditEntry(
+        sequence=entry.seq,
+        recorded_at=timestamp(entry.recorded_at),
+        operator_id=entry.actor,
+        operator_role=entry.actor_role,
+        action=entry.action,
+        target=entry.target,
+        details=entry.details,
+        prev_hash=entry.prev_hash,
+        hash=entry.entry_hash,
+    )
+
+
+def _optional_time(moment: Timestamp, present: bool, field: str) -> datetime | None:
+    if not present:
+        return None
+    try:
+        return to_datetime(moment)
+    except (ValueError, OverflowError):
+        raise InvalidArgument.field(field, "must be a valid point in time") from None
+
+
+def _export_page(page: paging_pb2.PageRequest) -> tuple[int, str]:
+    """PageRequest as documented, but up to MAX_AUDIT_EXPORT_PAGE_SIZE entries per page."""
+    if page.page_size < 0:
+        raise InvalidArgument.field("page.page_size", "must not be negative")
+    return page.page_size or DEFAULT_PAGE_SIZE, page.page_token

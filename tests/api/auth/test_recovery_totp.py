@@ -1,0 +1,256 @@
+"""TOTP through real gRPC calls, every code computed by pyotp from the secret alone: enrolment,
+sign-in with the authenticator, replay refused, recovery codes used once, a reset that still
+needs the second factor, and the grant-guarded changes (each grant works once).
+
+The app runs on a clock the test moves, so each code belongs to the 30-second step the test
+chose and a replay is a replay, whatever the wall clock does meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import grpc
+import pyotp
+import pytest
+
+from services.auth.service.fakes import FakeClock
+from tests.api.auth.harness import AuthTestApp, StartAuth, request_id
+from tests.api.auth.recovery_helpers import (
+    SMS,
+    Holder,
+    complete_reset,
+    enrol_totp,
+    new_holder,
+    refused,
+    start_reset,
+)
+from wallet.auth.v1 import auth_service_pb2 as pb
+from wallet.auth.v1 import types_pb2
+from walletcore.clock import utc_now
+
+STEP = timedelta(seconds=30)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(utc_now())
+
+
+@pytest.fixture
+async def app(start_auth: StartAuth, clock: FakeClock) -> AsyncIterator[AuthTestApp]:
+    async with start_auth(clock=clock) as started:
+        yield started
+
+
+@pytest.fixture
+async def holder(app: AuthTestApp) -> Holder:
+    return await new_holder(app)
+
+
+@pytest.fixture
+async def secret_and_codes(
+    app: AuthTestApp, holder: Holder, clock: FakeClock
+) -> tuple[str, list[str]]:
+    enrolled = await enrol_totp(app, holder, clock().timestamp())
+    clock.advance(STEP)
+    # Read the "TOTP turned on" notices, so each destination's next message is the test's.
+    for destination in (holder.phone, holder.email):
+        await app.next_message_text(destination)
+    return enrolled
+
+
+def authenticator_code(secret: str, clock: FakeClock) -> str:
+    return str(pyotp.TOTP(secret).at(clock()))
+
+
+async def ticket_for(app: AuthTestApp, holder: Holder) -> str:
+    reply = await app.sign_in(holder.by_phone)
+    assert reply.WhichOneof("result") == "second_factor_required"
+    return reply.second_factor_required.ticket
+
+
+async def complete_sign_in(
+    app: AuthTestApp, ticket: str, second_factor: types_pb2.SecondFactor
+) -> pb.CompleteSignInResponse:
+    return await app.public.CompleteSignIn(
+        pb.CompleteSignInRequest(
+            request_id=request_id(), ticket=ticket, second_factor=second_factor
+        )
+    )
+
+
+async def grant_by_totp(
+    app: AuthTestApp, holder: Holder, purpose: types_pb2.StepUpPurpose.ValueType, code: str
+) -> str:
+    started = await app.public.StartStepUp(
+        pb.StartStepUpRequest(
+            request_id=request_id(), purpose=purpose, method=types_pb2.STEP_UP_METHOD_TOTP
+        ),
+        metadata=holder.metadata,
+    )
+    completed = await app.public.CompleteStepUp(
+        pb.CompleteStepUpRequest(
+            request_id=request_id(), challenge_id=started.challenge_id, code=code
+        ),
+        metadata=holder.metadata,
+    )
+    return completed.grant.token
+
+
+async def test_enrolment_returns_an_otpauth_uri_and_ten_recovery_codes(
+    app: AuthTestApp, holder: Holder, clock: FakeClock
+) -> None:
+    started = await app.public.StartTotpEnrollment(
+        pb.StartTotpEnrollmentRequest(request_id=request_id()), metadata=holder.metadata
+    )
+    confirmed = await app.public.ConfirmTotpEnrollment(
+        pb.ConfirmTotpEnrollmentRequest(
+            request_id=request_id(),
+            enrollment_id=started.enrollment_id,
+            code=authenticator_code(started.secret, clock),
+        ),
+        metadata=holder.metadata,
+    )
+
+    assert started.otpauth_uri.startswith("otpauth://totp/")
+    assert f"secret={started.secret}" in started.otpauth_uri
+    assert len(set(confirmed.recovery_codes)) == 10
+    account = await app.public.GetAccount(pb.GetAccountRequest(), metadata=holder.metadata)
+    assert account.account.totp_enabled
+    assert account.account.recovery_codes_remaining == 10
+
+
+async def test_sign_in_with_totp_and_a_replayed_code_refused(
+    app: AuthTestApp,
+    holder: Holder,
+    clock: FakeClock,
+    secret_and_codes: tuple[str, list[str]],
+) -> None:
+    secret, _ = secret_and_codes
+    code = authenticator_code(secret, clock)
+    first_ticket = await ticket_for(app, holder)
+
+    signed_in = await complete_sign_in(app, first_ticket, types_pb2.SecondFactor(totp_code=code))
+    replay = await refused(
+        complete_sign_in(app, await ticket_for(app, holder), types_pb2.SecondFactor(totp_code=code))
+    )
+
+    assert signed_in.tokens.access_token
+    assert (replay.code, replay.reason) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "CODE_ALREADY_USED",
+    )
+
+
+async def test_a_recovery_code_signs_in_once(
+    app: AuthTestApp, holder: Holder, secret_and_codes: tuple[str, list[str]]
+) -> None:
+    _, recovery_codes = secret_and_codes
+    second_factor = types_pb2.SecondFactor(recovery_code=recovery_codes[0])
+
+    signed_in = await complete_sign_in(app, await ticket_for(app, holder), second_factor)
+    reuse = await refused(complete_sign_in(app, await ticket_for(app, holder), second_factor))
+
+    assert signed_in.tokens.access_token
+    assert (reuse.code, reuse.reason) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "CODE_ALREADY_USED",
+    )
+
+
+async def test_a_reset_of_an_account_with_totp_needs_the_authenticator_too(
+    app: AuthTestApp,
+    holder: Holder,
+    clock: FakeClock,
+    secret_and_codes: tuple[str, list[str]],
+) -> None:
+    secret, _ = secret_and_codes
+    started = await start_reset(app, holder.by_phone, SMS)
+    code = await app.next_code(holder.phone)
+
+    without = await refused(complete_reset(app, started.reset_id, code))
+    await complete_reset(
+        app,
+        started.reset_id,
+        code,
+        second_factor=types_pb2.SecondFactor(totp_code=authenticator_code(secret, clock)),
+    )
+
+    assert (without.code, without.reason) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "SECOND_FACTOR_REQUIRED",
+    )
+
+
+async def test_a_grant_disables_totp_once(
+    app: AuthTestApp,
+    holder: Holder,
+    clock: FakeClock,
+    secret_and_codes: tuple[str, list[str]],
+) -> None:
+    secret, _ = secret_and_codes
+    grant = await grant_by_totp(
+        app, holder, types_pb2.STEP_UP_PURPOSE_DISABLE_TOTP, authenticator_code(secret, clock)
+    )
+
+    await app.public.DisableTotp(
+        pb.DisableTotpRequest(request_id=request_id(), grant=grant), metadata=holder.metadata
+    )
+    reuse = await refused(
+        app.public.DisableTotp(
+            pb.DisableTotpRequest(request_id=request_id(), grant=grant),
+            metadata=holder.metadata,
+        )
+    )
+
+    assert (await app.sign_in(holder.by_phone)).HasField("tokens")
+    assert (reuse.code, reuse.reason) == (
+        grpc.StatusCode.PERMISSION_DENIED,
+        "GRANT_ALREADY_USED",
+    )
+
+
+async def test_a_regeneration_grant_replaces_the_recovery_codes_and_nothing_else(
+    app: AuthTestApp,
+    holder: Holder,
+    clock: FakeClock,
+    secret_and_codes: tuple[str, list[str]],
+) -> None:
+    secret, old_codes = secret_and_codes
+    grant = await grant_by_totp(
+        app,
+        holder,
+        types_pb2.STEP_UP_PURPOSE_REGENERATE_RECOVERY_CODES,
+        authenticator_code(secret, clock),
+    )
+
+    other_purpose = await refused(
+        app.public.DisableTotp(
+            pb.DisableTotpRequest(request_id=request_id(), grant=grant), metadata=holder.metadata
+        )
+    )
+    regenerated = await app.public.RegenerateRecoveryCodes(
+        pb.RegenerateRecoveryCodesRequest(request_id=request_id(), grant=grant),
+        metadata=holder.metadata,
+    )
+    old = await refused(
+        complete_sign_in(
+            app,
+            await ticket_for(app, holder),
+            types_pb2.SecondFactor(recovery_code=old_codes[0]),
+        )
+    )
+    new = await complete_sign_in(
+        app,
+        await ticket_for(app, holder),
+        types_pb2.SecondFactor(recovery_code=regenerated.recovery_codes[0]),
+    )
+
+    assert (other_purpose.code, other_purpose.reason) == (
+        grpc.StatusCode.PERMISSION_DENIED,
+        "GRANT_INVALID",
+    )
+    assert (old.code, old.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "CODE_INVALID")
+    assert new.tokens.access_token
