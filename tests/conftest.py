@@ -53,7 +53,12 @@ def _docker_answers() -> bool:
 
 def to_asyncpg_url(url: str) -> str:
     """Accept the libpq spelling (postgresql://) and return SQLAlchemy's asyncpg one."""
-    for prefix in ("postgresql+asyncpg://", "postgresql+psycopg2://", "postgresql://", "postgres://"):
+    for prefix in (
+        "postgresql+asyncpg://",
+        "postgresql+psycopg2://",
+        "postgresql://",
+        "postgres://",
+    ):
         if url.startswith(prefix):
             return "postgresql+asyncpg://" + url[len(prefix) :]
     raise ValueError("DATABASE_URL must be a PostgreSQL URL")

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from walletcore.clock import Clock, utc_now
-from walletcore.errors import FailedPrecondition, PermissionDenied, Unauthenticated, Unavailable
+from walletcore.errors import PermissionDenied, Unauthenticated, Unavailable
 from walletcore.identity import Caller, CallerKind, OperatorRole
 from walletcore.keys import KeyMaterial, development_keys, parse_key_spec
 
@@ -485,28 +485,28 @@ class GrantVerifier:
         try:
             claims = await self._decoder.claims(token)
         except _Expired:
-            raise FailedPrecondition(
+            raise PermissionDenied(
                 "the step-up grant has expired", reason="GRANT_EXPIRED"
             ) from None
         except _Rejected:
-            raise FailedPrecondition(
+            raise PermissionDenied(
                 "the step-up grant is not valid", reason="GRANT_INVALID"
             ) from None
         granted_object = claims.get("obj")
         if not _is_text(claims.get("purpose")) or not (
             granted_object is None or _is_text(granted_object)
         ):
-            raise FailedPrecondition("the step-up grant is not valid", reason="GRANT_INVALID")
+            raise PermissionDenied("the step-up grant is not valid", reason="GRANT_INVALID")
         if claims["sub"] != account_id:
-            raise FailedPrecondition(
+            raise PermissionDenied(
                 "the step-up grant is for another account", reason="GRANT_ACCOUNT_MISMATCH"
             )
         if claims["purpose"] != purpose:
-            raise FailedPrecondition(
+            raise PermissionDenied(
                 "the step-up grant is for another action", reason="GRANT_PURPOSE_MISMATCH"
             )
         if granted_object != object_id:
-            raise FailedPrecondition(
+            raise PermissionDenied(
                 "the step-up grant is for another object", reason="GRANT_OBJECT_MISMATCH"
             )
         return VerifiedGrant(

@@ -13,7 +13,7 @@ import jwt
 import pytest
 
 from walletcore import keytool
-from walletcore.errors import FailedPrecondition, PermissionDenied, Unauthenticated, Unavailable
+from walletcore.errors import PermissionDenied, Unauthenticated, Unavailable
 from walletcore.identity import Caller, CallerKind, OperatorRole
 from walletcore.keys import format_key_spec, generate_key
 from walletcore.tokens import (
@@ -200,7 +200,7 @@ async def test_access_token_is_refused_as_a_grant(
 ) -> None:
     access = issuer.access_token(account_id="acc-1", session_id="ses-1")
 
-    with pytest.raises(FailedPrecondition) as caught:
+    with pytest.raises(PermissionDenied) as caught:
         await _grants(ring, clock).verify(access.token, account_id="acc-1", purpose="UNBIND_CARD")
     assert caught.value.reason == "GRANT_INVALID"
 
@@ -402,7 +402,7 @@ async def test_grant_mismatches_name_what_differs(
 ) -> None:
     grant = issuer.step_up_grant(account_id="acc-1", purpose="UNBIND_CARD", object_id="card-9")
 
-    with pytest.raises(FailedPrecondition) as caught:
+    with pytest.raises(PermissionDenied) as caught:
         await _grants(ring, clock).verify(grant.token, **expected)
     assert caught.value.reason == f"GRANT_{reason}_MISMATCH"
 
@@ -412,7 +412,7 @@ async def test_grant_without_object_does_not_cover_an_object(
 ) -> None:
     grant = issuer.step_up_grant(account_id="acc-1", purpose="UNBIND_CARD")
 
-    with pytest.raises(FailedPrecondition) as caught:
+    with pytest.raises(PermissionDenied) as caught:
         await _grants(ring, clock).verify(
             grant.token, account_id="acc-1", purpose="UNBIND_CARD", object_id="card-9"
         )
@@ -425,12 +425,12 @@ async def test_expired_and_forged_grants_are_refused(
     grant = issuer.step_up_grant(account_id="acc-1", purpose="DISABLE_TOTP")
     verifier = _grants(ring, clock)
 
-    with pytest.raises(FailedPrecondition) as forged:
+    with pytest.raises(PermissionDenied) as forged:
         await verifier.verify(grant.token + "x", account_id="acc-1", purpose="DISABLE_TOTP")
     assert forged.value.reason == "GRANT_INVALID"
 
     clock.advance(minutes=6)
-    with pytest.raises(FailedPrecondition) as expired:
+    with pytest.raises(PermissionDenied) as expired:
         await verifier.verify(grant.token, account_id="acc-1", purpose="DISABLE_TOTP")
     assert expired.value.reason == "GRANT_EXPIRED"
 
