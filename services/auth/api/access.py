@@ -9,8 +9,7 @@ its account not frozen, except that GetAccount and the lists also serve a frozen
 
 from __future__ import annotations
 
-import re
-from typing import Any, Final
+from typing import Any
 
 import grpc.aio
 
@@ -18,6 +17,7 @@ from services.auth.api.convert import (
     client_context,
     contact_from,
     enum_to_proto,
+    id_from,
     idempotent,
     mask_client_address,
     masked_contact,
@@ -42,10 +42,6 @@ from walletcore.errors import InvalidArgument, Unauthenticated
 from walletcore.identity import current_caller
 
 Context = grpc.aio.ServicerContext[Any, Any]
-
-# The ids this service hands out (registration, verification and session ids) are uuid hex;
-# anything else cannot name one of them, and never reaches a query.
-_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 class AccessRpcs:
@@ -75,7 +71,7 @@ class AccessRpcs:
     async def CompleteRegistration(
         self, request: pb.CompleteRegistrationRequest, context: Context
     ) -> pb.CompleteRegistrationResponse:
-        registration_id = _id(request.registration_id, "registration_id")
+        registration_id = id_from(request.registration_id, "registration_id")
         origin = origin_of(request.client)
 
         async def work(uow: AuthUnitOfWork) -> bytes:
@@ -177,7 +173,7 @@ class AccessRpcs:
         self, request: pb.RevokeSessionRequest, context: Context
     ) -> pb.RevokeSessionResponse:
         caller = current_caller()
-        session_id = _id(request.session_id, "session_id")
+        session_id = id_from(request.session_id, "session_id")
         origin = origin_of()
 
         async def work(uow: AuthUnitOfWork) -> bytes:
@@ -225,7 +221,7 @@ class AccessRpcs:
         self, request: pb.VerifyContactRequest, context: Context
     ) -> pb.VerifyContactResponse:
         caller = current_caller()
-        verification_id = _id(request.verification_id, "verification_id")
+        verification_id = id_from(request.verification_id, "verification_id")
         origin = origin_of()
 
         async def work(uow: AuthUnitOfWork) -> bytes:
@@ -265,14 +261,6 @@ class AccessRpcs:
             ],
             page=page_response(listed.next_page_token),
         )
-
-
-def _id(raw: str, field: str) -> str:
-    if not raw:
-        raise InvalidArgument.field(field, "is required")
-    if not _ID.fullmatch(raw):
-        raise InvalidArgument.field(field, "is not an id this service issued")
-    return raw
 
 
 def _session_of(session_id: str | None) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -329,3 +330,17 @@ def security_event_types_from(
         enum_from_proto(types_pb2.SecurityEventType, number, SecurityEventType, field)
         for number in numbers
     )
+
+
+# The ids this service hands out (registration, verification, session, challenge ids) are
+# uuid hex: anything else cannot name one of them, and never reaches a query.
+_ISSUED_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def id_from(raw: str, field: str) -> str:
+    """An id this service issued, from request field `field`; InvalidArgument otherwise."""
+    if not raw:
+        raise InvalidArgument.field(field, "is required")
+    if not _ISSUED_ID.fullmatch(raw):
+        raise InvalidArgument.field(field, "is not an id this service issued")
+    return raw

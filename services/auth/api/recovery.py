@@ -11,8 +11,7 @@ replayed from the encrypted idempotency record.
 
 from __future__ import annotations
 
-import re
-from typing import Any, Final
+from typing import Any
 
 import grpc.aio
 
@@ -21,6 +20,7 @@ from services.auth.api.convert import (
     contact_from,
     enum_from_proto,
     enum_to_proto,
+    id_from,
     idempotent,
     origin_of,
     second_factor_from,
@@ -37,9 +37,6 @@ from walletcore.errors import InvalidArgument
 from walletcore.identity import current_caller
 
 Context = grpc.aio.ServicerContext[Any, Any]
-
-# Reset, challenge and enrolment ids are uuid hex: anything else cannot name one.
-_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 class RecoveryRpcs:
@@ -69,7 +66,7 @@ class RecoveryRpcs:
     async def CompleteCredentialReset(
         self, request: pb.CompleteCredentialResetRequest, context: Context
     ) -> pb.CompleteCredentialResetResponse:
-        reset_id = _id(request.reset_id, "reset_id")
+        reset_id = id_from(request.reset_id, "reset_id")
         if not request.new_password:
             raise InvalidArgument.field("new_password", "is required")
         second_factor = second_factor_from(request.second_factor)
@@ -113,7 +110,7 @@ class RecoveryRpcs:
         self, request: pb.ConfirmTotpEnrollmentRequest, context: Context
     ) -> pb.ConfirmTotpEnrollmentResponse:
         account_id = current_caller().subject
-        enrollment_id = _id(request.enrollment_id, "enrollment_id")
+        enrollment_id = id_from(request.enrollment_id, "enrollment_id")
         origin = origin_of()
 
         async def work(uow: AuthUnitOfWork) -> bytes:
@@ -195,7 +192,7 @@ class RecoveryRpcs:
         self, request: pb.CompleteStepUpRequest, context: Context
     ) -> pb.CompleteStepUpResponse:
         account_id = current_caller().subject
-        challenge_id = _id(request.challenge_id, "challenge_id")
+        challenge_id = id_from(request.challenge_id, "challenge_id")
         origin = origin_of()
 
         async def work(uow: AuthUnitOfWork) -> bytes:
@@ -240,7 +237,7 @@ class RecoveryRpcs:
     async def ConfirmSelfFreeze(
         self, request: pb.ConfirmSelfFreezeRequest, context: Context
     ) -> pb.ConfirmSelfFreezeResponse:
-        challenge_id = _id(request.challenge_id, "challenge_id")
+        challenge_id = id_from(request.challenge_id, "challenge_id")
         origin = origin_of()
 
         async def work(uow: AuthUnitOfWork) -> bytes:
@@ -252,14 +249,6 @@ class RecoveryRpcs:
             ).SerializeToString()
 
         return await idempotent(self.tx, request, pb.ConfirmSelfFreezeResponse, work)
-
-
-def _id(raw: str, field: str) -> str:
-    if not raw:
-        raise InvalidArgument.field(field, "is required")
-    if not _ID.fullmatch(raw):
-        raise InvalidArgument.field(field, "is not an id this service issued")
-    return raw
 
 
 def _grant(token: str) -> str:

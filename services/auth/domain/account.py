@@ -58,7 +58,7 @@ from .stepup import (
 from .totp import DEFAULT_TOTP_PARAMETERS, TotpFactor, TotpParameters, totp_not_enabled
 
 MAX_FREEZE_REASON_LENGTH: Final = 500
-MAX_TICKET_REF_LENGTH: Final = 128
+MAX_TICKET_REF_LENGTH: Final = 64
 _SENT_CODE_METHODS: Final = frozenset({FactorMethod.SMS, FactorMethod.EMAIL})
 
 
