@@ -19,11 +19,13 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
+# buf is pinned exactly in package.json (its platform binaries are pinned by buf itself).
+# `npm install` rather than `npm ci`: npm 11 refuses this lock's optional platform packages.
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(STAMP) node_modules/.installed  ## Create .venv and install the pinned dependencies and buf
+setup: $(STAMP)  ## Create .venv and install the pinned Python dependencies
 
 run: setup  ## Start every service on embedded defaults (SQLite, in-process limiter)
 	$(PY) -m services
@@ -34,7 +36,7 @@ test: setup  ## Run the whole test suite (real PostgreSQL/Redis when DATABASE_UR
 test-fast: setup  ## Unit tests only
 	$(PY) -m pytest -m unit -q
 
-lint: setup  ## buf lint, stale generated code, ruff, mypy
+lint: setup node_modules/.installed  ## buf lint, stale generated code, ruff, mypy
 	$(BUF) lint
 	$(MAKE) --no-print-directory proto-check
 	$(VENV)/bin/ruff check .
@@ -47,7 +49,7 @@ proto: setup  ## Regenerate Python code (and .pyi stubs) from protos/
 proto-check: setup  ## Fail when gen/python differs from what protos/ generate
 	$(PY) scripts/gen_protos.py --check gen/python
 
-buf-breaking: setup  ## Compare protos/ with main's (use after all four services have landed)
+buf-breaking: setup node_modules/.installed  ## Compare protos/ with main's (use after all four services have landed)
 	$(BUF) breaking --against '.git#branch=main'
 
 bench: setup  ## Benchmarks; print ratios against a baseline measured in the same run
