@@ -194,7 +194,7 @@ class AuthServiceServicer:
     def StartRegistration(self, request, context):
         """Signed out. Starts a registration: checks the password and sends a 6-digit code to the
         contact. Answers the same, in content and time, whether or not the contact already
-        belongs to an account (its owner then gets a notice instead of a code).
+        belongs to an account (nothing is sent then: a notice would let anyone message the owner).
         Errors: INVALID_ARGUMENT / PASSWORD_REJECTED (too short, too long, too common),
         INVALID_ARGUMENT (bad contact), RESOURCE_EXHAUSTED / RATE_LIMITED.
         """

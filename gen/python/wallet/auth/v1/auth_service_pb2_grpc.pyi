@@ -57,7 +57,7 @@ class AuthServiceStub:
     StartRegistration: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.StartRegistrationRequest, _auth_service_pb2.StartRegistrationResponse]
     """Signed out. Starts a registration: checks the password and sends a 6-digit code to the
     contact. Answers the same, in content and time, whether or not the contact already
-    belongs to an account (its owner then gets a notice instead of a code).
+    belongs to an account (nothing is sent then: a notice would let anyone message the owner).
     Errors: INVALID_ARGUMENT / PASSWORD_REJECTED (too short, too long, too common),
     INVALID_ARGUMENT (bad contact), RESOURCE_EXHAUSTED / RATE_LIMITED.
     """
@@ -213,7 +213,7 @@ class AuthServiceAsyncStub(AuthServiceStub):
     StartRegistration: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.StartRegistrationRequest, _auth_service_pb2.StartRegistrationResponse]  # type: ignore[assignment]
     """Signed out. Starts a registration: checks the password and sends a 6-digit code to the
     contact. Answers the same, in content and time, whether or not the contact already
-    belongs to an account (its owner then gets a notice instead of a code).
+    belongs to an account (nothing is sent then: a notice would let anyone message the owner).
     Errors: INVALID_ARGUMENT / PASSWORD_REJECTED (too short, too long, too common),
     INVALID_ARGUMENT (bad contact), RESOURCE_EXHAUSTED / RATE_LIMITED.
     """
@@ -372,7 +372,7 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_auth_service_pb2.StartRegistrationResponse, _abc.Awaitable[_auth_service_pb2.StartRegistrationResponse]]:
         """Signed out. Starts a registration: checks the password and sends a 6-digit code to the
         contact. Answers the same, in content and time, whether or not the contact already
-        belongs to an account (its owner then gets a notice instead of a code).
+        belongs to an account (nothing is sent then: a notice would let anyone message the owner).
         Errors: INVALID_ARGUMENT / PASSWORD_REJECTED (too short, too long, too common),
         INVALID_ARGUMENT (bad contact), RESOURCE_EXHAUSTED / RATE_LIMITED.
         """
