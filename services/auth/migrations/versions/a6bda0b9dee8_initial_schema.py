@@ -146,7 +146,7 @@ def upgrade() -> None:
     sa.Column('actor_kind', sa.String(length=16), nullable=False),
     sa.Column('actor_id', sa.String(length=128), nullable=False),
     sa.Column('reason', sa.String(length=500), nullable=False),
-    sa.Column('ticket_ref', sa.String(length=128), nullable=False),
+    sa.Column('ticket_ref', sa.String(length=64), nullable=False),
     sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=False),
     sa.CheckConstraint("actor_kind IN ('user', 'operator', 'system', 'service')", name=op.f('ck_freeze_history_actor_kind_valid')),
     sa.CheckConstraint('position >= 0', name=op.f('ck_freeze_history_position_not_negative')),
