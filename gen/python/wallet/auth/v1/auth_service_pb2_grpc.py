@@ -45,8 +45,8 @@ class AuthServiceStub:
 
     Idempotency: every mutating request has `request_id` (field 1). A retry with the same id and
     the same body returns the first answer and changes nothing more; the same id with another
-    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. Ids are scoped to the caller and the RPC and
-    remembered for at least 24 hours; answers that carry secrets are kept encrypted.
+    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. Ids are scoped to the caller and the
+    RPC and remembered for at least 24 hours; answers that carry secrets are kept encrypted.
     """
 
     def __init__(self, channel):
@@ -187,8 +187,8 @@ class AuthServiceServicer:
 
     Idempotency: every mutating request has `request_id` (field 1). A retry with the same id and
     the same body returns the first answer and changes nothing more; the same id with another
-    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. Ids are scoped to the caller and the RPC and
-    remembered for at least 24 hours; answers that carry secrets are kept encrypted.
+    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. Ids are scoped to the caller and the
+    RPC and remembered for at least 24 hours; answers that carry secrets are kept encrypted.
     """
 
     def StartRegistration(self, request, context):
@@ -549,8 +549,8 @@ class AuthService:
 
     Idempotency: every mutating request has `request_id` (field 1). A retry with the same id and
     the same body returns the first answer and changes nothing more; the same id with another
-    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. Ids are scoped to the caller and the RPC and
-    remembered for at least 24 hours; answers that carry secrets are kept encrypted.
+    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. Ids are scoped to the caller and the
+    RPC and remembered for at least 24 hours; answers that carry secrets are kept encrypted.
     """
 
     @staticmethod

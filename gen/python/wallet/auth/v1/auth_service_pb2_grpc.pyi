@@ -46,8 +46,8 @@ class AuthServiceStub:
 
     Idempotency: every mutating request has `request_id` (field 1). A retry with the same id and
     the same body returns the first answer and changes nothing more; the same id with another
-    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. Ids are scoped to the caller and the RPC and
-    remembered for at least 24 hours; answers that carry secrets are kept encrypted.
+    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. Ids are scoped to the caller and the
+    RPC and remembered for at least 24 hours; answers that carry secrets are kept encrypted.
     """
 
     @_typing.overload
@@ -205,8 +205,8 @@ class AuthServiceAsyncStub(AuthServiceStub):
 
     Idempotency: every mutating request has `request_id` (field 1). A retry with the same id and
     the same body returns the first answer and changes nothing more; the same id with another
-    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. Ids are scoped to the caller and the RPC and
-    remembered for at least 24 hours; answers that carry secrets are kept encrypted.
+    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. Ids are scoped to the caller and the
+    RPC and remembered for at least 24 hours; answers that carry secrets are kept encrypted.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -360,8 +360,8 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
 
     Idempotency: every mutating request has `request_id` (field 1). A retry with the same id and
     the same body returns the first answer and changes nothing more; the same id with another
-    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. Ids are scoped to the caller and the RPC and
-    remembered for at least 24 hours; answers that carry secrets are kept encrypted.
+    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. Ids are scoped to the caller and the
+    RPC and remembered for at least 24 hours; answers that carry secrets are kept encrypted.
     """
 
     @_abc_1.abstractmethod

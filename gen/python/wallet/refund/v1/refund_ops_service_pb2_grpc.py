@@ -39,8 +39,8 @@ class RefundOpsServiceStub:
     per RPC. A refund in the wrong state for an action fails FAILED_PRECONDITION /
     REFUND_STATE_INVALID. Idempotency: every mutating request has `request_id` (field 1); a
     retry with the same id and body returns the first answer and changes nothing more, the same
-    id with another body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. Money is never paid out twice
-    for one refund, also across a crash between "sent" and "recorded".
+    id with another body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. Money is never paid
+    out twice for one refund, also across a crash between "sent" and "recorded".
     """
 
     def __init__(self, channel):
@@ -105,8 +105,8 @@ class RefundOpsServiceServicer:
     per RPC. A refund in the wrong state for an action fails FAILED_PRECONDITION /
     REFUND_STATE_INVALID. Idempotency: every mutating request has `request_id` (field 1); a
     retry with the same id and body returns the first answer and changes nothing more, the same
-    id with another body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. Money is never paid out twice
-    for one refund, also across a crash between "sent" and "recorded".
+    id with another body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. Money is never paid
+    out twice for one refund, also across a crash between "sent" and "recorded".
     """
 
     def ListRefundQueue(self, request, context):
@@ -246,8 +246,8 @@ class RefundOpsService:
     per RPC. A refund in the wrong state for an action fails FAILED_PRECONDITION /
     REFUND_STATE_INVALID. Idempotency: every mutating request has `request_id` (field 1); a
     retry with the same id and body returns the first answer and changes nothing more, the same
-    id with another body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. Money is never paid out twice
-    for one refund, also across a crash between "sent" and "recorded".
+    id with another body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. Money is never paid
+    out twice for one refund, also across a crash between "sent" and "recorded".
     """
 
     @staticmethod

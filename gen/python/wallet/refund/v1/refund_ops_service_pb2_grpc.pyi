@@ -40,8 +40,8 @@ class RefundOpsServiceStub:
     per RPC. A refund in the wrong state for an action fails FAILED_PRECONDITION /
     REFUND_STATE_INVALID. Idempotency: every mutating request has `request_id` (field 1); a
     retry with the same id and body returns the first answer and changes nothing more, the same
-    id with another body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. Money is never paid out twice
-    for one refund, also across a crash between "sent" and "recorded".
+    id with another body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. Money is never paid
+    out twice for one refund, also across a crash between "sent" and "recorded".
     """
 
     @_typing.overload
@@ -104,8 +104,8 @@ class RefundOpsServiceAsyncStub(RefundOpsServiceStub):
     per RPC. A refund in the wrong state for an action fails FAILED_PRECONDITION /
     REFUND_STATE_INVALID. Idempotency: every mutating request has `request_id` (field 1); a
     retry with the same id and body returns the first answer and changes nothing more, the same
-    id with another body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. Money is never paid out twice
-    for one refund, also across a crash between "sent" and "recorded".
+    id with another body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. Money is never paid
+    out twice for one refund, also across a crash between "sent" and "recorded".
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -164,8 +164,8 @@ class RefundOpsServiceServicer(metaclass=_abc_1.ABCMeta):
     per RPC. A refund in the wrong state for an action fails FAILED_PRECONDITION /
     REFUND_STATE_INVALID. Idempotency: every mutating request has `request_id` (field 1); a
     retry with the same id and body returns the first answer and changes nothing more, the same
-    id with another body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. Money is never paid out twice
-    for one refund, also across a crash between "sent" and "recorded".
+    id with another body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. Money is never paid
+    out twice for one refund, also across a crash between "sent" and "recorded".
     """
 
     @_abc_1.abstractmethod
