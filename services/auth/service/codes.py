@@ -234,3 +234,29 @@ async def _proof_or_committed_refusal(uow: AuthUnitOfWork, outcome: CheckOutcome
         assert outcome.failure is not None
         raise CommittedRefusal(outcome.failure)
     return outcome.proof
+
+
+async def issue_undelivered_challenge(
+    uow: AuthUnitOfWork,
+    ctx: AuthContext,
+    *,
+    purpose: ChallengePurpose,
+    channel: OtpChannel,
+    destination_ref: str,
+) -> OtpChallenge:
+    """A real, stored challenge for a random code that is sent to nobody: what an
+    enumeration-safe start hands out when there is no one to send to. Completing it fails like
+    a wrong code, counted in the ledger of `destination_ref` like an account's would be."""
+    challenge = OtpChallenge.issue(
+        id=ctx.new_id(),
+        account_id=None,
+        purpose=purpose,
+        channel=channel,
+        destination_ref=destination_ref,
+        code=ctx.new_code(),
+        hasher=ctx.secrets,
+        now=ctx.clock(),
+        lifetimes=ctx.rules.otp_lifetimes,
+    )
+    await uow.otp_challenges.add(challenge)
+    return challenge

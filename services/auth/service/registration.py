@@ -23,7 +23,6 @@ from typing import Final
 from services.auth.domain.account import Account
 from services.auth.domain.contacts import Contact
 from services.auth.domain.events import Origin
-from services.auth.domain.otp import OtpChallenge
 from services.auth.domain.pending import PendingContact, PendingContactPurpose
 from services.auth.domain.proofs import ChallengePurpose
 from services.auth.service.codes import (
@@ -31,6 +30,7 @@ from services.auth.service.codes import (
     check_code,
     client_address_hit,
     destination_ref,
+    issue_undelivered_challenge,
     send_code,
     send_limit_hits,
 )
@@ -65,7 +65,13 @@ async def start_registration(
     contact_ref = destination_ref(ctx, contact)
     if await uow.accounts.contact_in_use(contact):
         await enforce(ctx.limiter, [*send_limit_hits(contact), *anonymous_hits])
-        challenge = await _undelivered_challenge(uow, ctx, contact, contact_ref)
+        challenge = await issue_undelivered_challenge(
+            uow,
+            ctx,
+            purpose=ChallengePurpose.REGISTRATION,
+            channel=channel_of(contact),
+            destination_ref=contact_ref,
+        )
     else:
         challenge = await send_code(
             uow,
@@ -129,22 +135,3 @@ async def complete_registration(
     await publish(uow, events)
     tokens = await open_session(uow, ctx, account_id=account.id, origin=origin)
     return Registered(account_id=account.id, tokens=tokens)
-
-
-async def _undelivered_challenge(
-    uow: AuthUnitOfWork, ctx: AuthContext, contact: Contact, contact_ref: str
-) -> OtpChallenge:
-    # A real challenge, stored like any other, so completing it behaves like a wrong code.
-    challenge = OtpChallenge.issue(
-        id=ctx.new_id(),
-        account_id=None,
-        purpose=ChallengePurpose.REGISTRATION,
-        channel=channel_of(contact),
-        destination_ref=contact_ref,
-        code=ctx.new_code(),
-        hasher=ctx.secrets,
-        now=ctx.clock(),
-        lifetimes=ctx.rules.otp_lifetimes,
-    )
-    await uow.otp_challenges.add(challenge)
-    return challenge

@@ -18,7 +18,7 @@ from typing import Final
 from services.auth.domain.account import Account
 from services.auth.domain.contacts import Contact, ContactKind, VerifiedContact
 from services.auth.domain.events import Origin
-from services.auth.domain.otp import OtpChallenge, OtpChannel
+from services.auth.domain.otp import OtpChannel
 from services.auth.domain.proofs import ChallengePurpose, FactorMethod
 from services.auth.domain.reasons import code_invalid
 from services.auth.domain.throttling import CounterScope, FailureCounter
@@ -26,6 +26,7 @@ from services.auth.service.codes import (
     check_code,
     client_address_hit,
     destination_ref,
+    issue_undelivered_challenge,
     send_code,
     send_limit_hits,
 )
@@ -93,7 +94,13 @@ async def start_signed_out_challenge(
     identifier_hits = [*send_limit_hits(identifier), *client_address_hit(origin.client_address)]
     if account is None or destination is None:
         await enforce(ctx.limiter, identifier_hits)
-        decoy = await _decoy_challenge(uow, ctx, identifier, channel, purpose)
+        decoy = await issue_undelivered_challenge(
+            uow,
+            ctx,
+            purpose=purpose,
+            channel=channel,
+            destination_ref=destination_ref(ctx, identifier),
+        )
         return CodeChallengeStarted(decoy.id, decoy.expires_at)
     destination_hits = send_limit_hits(destination.value)
     challenge = await send_code(
@@ -116,30 +123,6 @@ def _destination(
     if account is None or (account.is_frozen and not serves_frozen):
         return None
     return account.contact_of_kind(_CONTACT_OF_CHANNEL[channel])
-
-
-async def _decoy_challenge(
-    uow: AuthUnitOfWork,
-    ctx: AuthContext,
-    identifier: Contact,
-    channel: OtpChannel,
-    purpose: ChallengePurpose,
-) -> OtpChallenge:
-    # Keyed by the identifier, so wrong codes on decoys fill one ledger and lock it like an
-    # account's would.
-    decoy = OtpChallenge.issue(
-        id=ctx.new_id(),
-        account_id=None,
-        purpose=purpose,
-        channel=channel,
-        destination_ref=destination_ref(ctx, identifier),
-        code=ctx.new_code(),
-        hasher=ctx.secrets,
-        now=ctx.clock(),
-        lifetimes=ctx.rules.otp_lifetimes,
-    )
-    await uow.otp_challenges.add(decoy)
-    return decoy
 
 
 async def complete_credential_reset(
