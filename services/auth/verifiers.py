@@ -8,6 +8,7 @@ request after the freeze returns, whatever tokens it still holds".
 
 from __future__ import annotations
 
+from services.auth.domain.account import AccountStatus
 from services.auth.domain.reasons import Reason, account_frozen
 from services.auth.service.ports import AuthUnitOfWork, Transactions
 from walletcore.clock import Clock
@@ -37,15 +38,15 @@ class ActiveSessionVerifier:
             raise session_revoked()
 
         async def check(uow: AuthUnitOfWork) -> None:
-            account = await uow.accounts.get(caller.subject)
-            if account is None:
+            status = await uow.accounts.status(caller.subject)
+            if status is None:
                 raise session_revoked()
-            if account.is_frozen:
+            if status is AccountStatus.FROZEN:
                 raise account_frozen()
             session = await uow.sessions.get(session_id)
             if (
                 session is None
-                or session.account_id != account.id
+                or session.account_id != caller.subject
                 or not session.is_active(self._clock())
             ):
                 raise session_revoked()

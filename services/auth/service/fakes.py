@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Generic, Self, TypeVar
 
-from services.auth.domain.account import Account
+from services.auth.domain.account import Account, AccountStatus
 from services.auth.domain.contacts import Contact, Email
 from services.auth.domain.events import RevokeReason, SecurityEvent
 from services.auth.domain.ledger import (
@@ -285,6 +285,10 @@ class FakeAccounts(_Repository):
             raise ValueError("save of an account that was never added")
         self._check_contacts_free(account)
         self._store.accounts[account.id] = copy.deepcopy(account)
+
+    async def status(self, account_id: str) -> AccountStatus | None:
+        account = self._store.accounts.get(account_id)
+        return None if account is None else account.status
 
     async def existing_ids(self, account_ids: Sequence[str]) -> set[str]:
         return {account_id for account_id in account_ids if account_id in self._store.accounts}

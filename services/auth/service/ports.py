@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, Self, TypeVar
 
-from services.auth.domain.account import Account
+from services.auth.domain.account import Account, AccountStatus
 from services.auth.domain.contacts import Contact
 from services.auth.domain.events import RevokeReason, SecurityEvent
 from services.auth.domain.ledger import CodeFailureLedger
@@ -51,6 +51,11 @@ class Accounts(Protocol):
     async def save(self, account: Account) -> None:
         """Persists every change of the aggregate made since it was loaded; a contact taken
         meanwhile raises AlreadyExists (CONTACT_IN_USE) like `add`."""
+        ...
+
+    async def status(self, account_id: str) -> AccountStatus | None:
+        """Only the account's status, None when it does not exist: the per-request check of
+        the public port reads this instead of the whole aggregate."""
         ...
 
     async def existing_ids(self, account_ids: Sequence[str]) -> set[str]:

@@ -120,6 +120,12 @@ class SqlAccounts:
             await self._write_recovery_codes(account, stored.account.recovery_codes)
         self._remember(account, stored.version + 1)
 
+    async def status(self, account_id: str) -> AccountStatus | None:
+        row = await self._session.scalar(
+            select(accounts.c.status).where(accounts.c.id == account_id)
+        )
+        return None if row is None else AccountStatus(row)
+
     async def existing_ids(self, account_ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
         for chunk in chunks(list(dict.fromkeys(account_ids))):
