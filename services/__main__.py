@@ -4,14 +4,21 @@ Each service keeps its own SQLite file under `var/` and the in-process rate limi
 when REDIS_URL is set), listens on the fixed local ports below, and is started in dependency
 order once the one before answers its health check. Ctrl-C (or SIGTERM) stops them all
 gracefully.
+
+A variable the user set wins over the launcher's default: `AUTH_PUBLIC_PORT=6000 make run`
+moves auth's public port, `AUTH_DATABASE_URL` its database. Every port must be free before
+anything starts; a busy one stops the launcher with one line naming it (exit status 1).
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import signal
+import socket
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +26,13 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+STARTUP_SECONDS = 30.0
+PORT_KINDS = ("PUBLIC", "ADMIN", "INTERNAL", "METRICS")
+
+
+class LaunchFailed(Exception):
+    """Why the stack cannot start, as the one line the user reads."""
 
 
 @dataclass(frozen=True)
@@ -32,17 +46,33 @@ class StackMember:
     def prefix(self) -> str:
         return self.name.upper() + "_"
 
-    @property
-    def public_port(self) -> int:
-        return self.base_port
+    def default_ports(self) -> dict[str, int]:
+        """The fixed local ports by kind, before the user's variables."""
+        return {
+            "PUBLIC": self.base_port,
+            "ADMIN": self.base_port + 1,
+            "INTERNAL": self.base_port + 2,
+            "METRICS": self.metrics_port,
+        }
 
-    @property
-    def admin_port(self) -> int:
-        return self.base_port + 1
-
-    @property
-    def internal_port(self) -> int:
-        return self.base_port + 2
+    def ports(self, environ: Mapping[str, str]) -> dict[str, int]:
+        """The ports this member will listen on: `<PREFIX><KIND>_PORT` when set, else the
+        default. Fixed ones only: the launcher must know where to find the member."""
+        ports = {}
+        for kind, default in self.default_ports().items():
+            variable = f"{self.prefix}{kind}_PORT"
+            raw = environ.get(variable)
+            if raw is None or raw == "":
+                ports[kind] = default
+                continue
+            try:
+                number = int(raw)
+            except ValueError:
+                raise LaunchFailed(f"{variable} must be a port number") from None
+            if not 1 <= number <= 65535:
+                raise LaunchFailed(f"{variable} must be a fixed port from 1 to 65535")
+            ports[kind] = number
+        return ports
 
 
 # In dependency order: a service starts after the ones it calls.
@@ -59,46 +89,88 @@ def present_members() -> list[StackMember]:
     return [m for m in STACK if (ROOT / "services" / m.name / "__main__.py").is_file()]
 
 
-def member_environment(member: StackMember, var_dir: Path) -> dict[str, str]:
-    env = dict(os.environ)
+def member_environment(
+    member: StackMember, var_dir: Path, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The child's environment: the user's, plus the launcher's defaults for what it left
+    unset (ports, database, Redis, the addresses of the members it calls)."""
+    env = dict(os.environ if environ is None else environ)
     p = member.prefix
-    env.update(
-        {
-            f"{p}PUBLIC_PORT": str(member.public_port),
-            f"{p}ADMIN_PORT": str(member.admin_port),
-            f"{p}INTERNAL_PORT": str(member.internal_port),
-            f"{p}METRICS_PORT": str(member.metrics_port),
-            f"{p}DATABASE_URL": f"sqlite+aiosqlite:///{var_dir / (member.name + '.db')}",
-        }
-    )
-    if redis_url := os.environ.get("REDIS_URL"):
-        env[f"{p}REDIS_URL"] = redis_url
+    defaults = {f"{p}{kind}_PORT": str(port) for kind, port in member.ports(env).items()}
+    defaults[f"{p}DATABASE_URL"] = f"sqlite+aiosqlite:///{var_dir / (member.name + '.db')}"
+    if redis_url := env.get("REDIS_URL"):
+        defaults[f"{p}REDIS_URL"] = redis_url
     by_name = {m.name: m for m in STACK}
     for callee in member.calls:
-        env[f"{p}{callee.upper()}_INTERNAL_ADDRESS"] = f"127.0.0.1:{by_name[callee].internal_port}"
+        internal = by_name[callee].ports(env)["INTERNAL"]
+        defaults[f"{p}{callee.upper()}_INTERNAL_ADDRESS"] = f"{HOST}:{internal}"
+    for name, value in defaults.items():
+        if not env.get(name):
+            env[name] = value
     return env
 
 
-async def wait_until_serving(port: int, process: asyncio.subprocess.Process) -> None:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+def busy_ports(members: list[StackMember], environ: Mapping[str, str]) -> None:
+    """Raises LaunchFailed naming the first port of `members` that is taken (or repeated).
+
+    The probe binds without SO_REUSEADDR/SO_REUSEPORT, as the services do, so a port another
+    process listens on (or still holds) is refused here as it would be to the service.
+    """
+    claimed: dict[int, str] = {}
+    for member in members:
+        for kind, port in member.ports(environ).items():
+            variable = f"{member.prefix}{kind}_PORT"
+            if port in claimed:
+                raise LaunchFailed(f"port {port} is set for both {claimed[port]} and {variable}")
+            claimed[port] = variable
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                try:
+                    probe.bind((HOST, port))
+                except OSError as exc:
+                    reason = "in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+                    raise LaunchFailed(
+                        f"port {port} ({variable}) is {reason}: stop what listens there "
+                        f"(another `make run`?) or set {variable} to a free port"
+                    ) from None
+
+
+async def wait_until_serving(
+    member: StackMember, port: int, process: asyncio.subprocess.Process, stop: asyncio.Event
+) -> None:
+    """Returns once `process` answers SERVING on `port` (or a stop was asked for)."""
+    async with grpc.aio.insecure_channel(f"{HOST}:{port}") as channel:
         stub = health_pb2_grpc.HealthStub(channel)
-        for _ in range(300):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STARTUP_SECONDS
+        while loop.time() < deadline and not stop.is_set():
             if process.returncode is not None:
-                raise RuntimeError(f"exited with status {process.returncode} while starting")
+                break
             try:
                 reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
             except grpc.aio.AioRpcError:
-                pass
+                reply = None
+            # Alive after the answer too: the ports were free when it started, so the one
+            # answering is this child unless the child has already died.
+            if reply is not None and reply.status == health_pb2.HealthCheckResponse.SERVING:
+                await asyncio.sleep(0.1)
+                if process.returncode is None:
+                    return
             await asyncio.sleep(0.1)
-    raise RuntimeError("did not report SERVING within 30 seconds")
+    if stop.is_set():
+        return
+    if process.returncode is not None:
+        raise LaunchFailed(
+            f"{member.name} exited with status {process.returncode} while starting "
+            "(its output is above)"
+        )
+    raise LaunchFailed(f"{member.name} did not report SERVING within {STARTUP_SECONDS:.0f} s")
 
 
 async def run_stack() -> int:
     members = present_members()
     var_dir = ROOT / "var"
     var_dir.mkdir(exist_ok=True)
+    busy_ports(members, os.environ)
     processes: list[asyncio.subprocess.Process] = []
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -106,26 +178,31 @@ async def run_stack() -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         for member in members:
+            env = member_environment(member, var_dir)
             process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                f"services.{member.name}",
-                env=member_environment(member, var_dir),
-                cwd=ROOT,
+                sys.executable, "-m", f"services.{member.name}", env=env, cwd=ROOT
             )
             processes.append(process)
-            await wait_until_serving(member.internal_port, process)
+            ports = member.ports(env)
+            await wait_until_serving(member, ports["INTERNAL"], process, stop)
+            if stop.is_set():
+                return 0
             print(
-                f"{member.name:8} public 127.0.0.1:{member.public_port}  "
-                f"admin :{member.admin_port}  internal :{member.internal_port}  "
-                f"metrics http://127.0.0.1:{member.metrics_port}/metrics",
+                f"{member.name:8} public {HOST}:{ports['PUBLIC']}  "
+                f"admin :{ports['ADMIN']}  internal :{ports['INTERNAL']}  "
+                f"metrics http://{HOST}:{ports['METRICS']}/metrics",
                 flush=True,
             )
         print("all services are serving; Ctrl-C stops them", flush=True)
         exited = [asyncio.create_task(p.wait()) for p in processes]
         stopper = asyncio.create_task(stop.wait())
         await asyncio.wait([stopper, *exited], return_when=asyncio.FIRST_COMPLETED)
-        return 0 if stop.is_set() else 1
+        if stop.is_set():
+            return 0
+        for member, process in zip(members, processes, strict=True):
+            if process.returncode is not None:
+                raise LaunchFailed(f"{member.name} exited with status {process.returncode}")
+        return 1
     finally:
         for process in reversed(processes):
             if process.returncode is None:
@@ -133,5 +210,13 @@ async def run_stack() -> int:
                 await process.wait()
 
 
+def main() -> int:
+    try:
+        return asyncio.run(run_stack())
+    except LaunchFailed as failed:
+        print(f"services: {failed}", file=sys.stderr, flush=True)
+        return 1
+
+
 if __name__ == "__main__":
-    sys.exit(asyncio.run(run_stack()))
+    sys.exit(main())
