@@ -24,8 +24,9 @@ Delivery guarantees, and why they are what they are:
 - Given up only when retrying cannot help. A handler raises `UndeliverableEvent` when the peer
   refused the event for good (an SMTP 5xx, an HTTP 400); the row is then settled without
   further attempts: `delivered_at` set and the reason in `last_error`, which is how an abandoned
-  event differs from a delivered one (whose `last_error` is cleared). Any other exception is
-  retried.
+  event differs from a delivered one (whose `last_error` is cleared). A handler raises
+  `RetryLater` when the peer failed for now with a reason fit for a log (an SMTP server that
+  offers no STARTTLS); any other exception is retried and logged by its class name only.
 - The same logical event added twice (a retried request) is stored once when the caller passes
   a `dedupe_key`, for as long as the delivered row is kept (see `purge_delivered`).
 
@@ -161,6 +162,18 @@ class UndeliverableEvent(Exception):
     """Raised by a handler when no retry can deliver the event; the dispatcher abandons it.
 
     `reason` is stored in `last_error` and logged, so it must never contain personal data.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RetryLater(Exception):
+    """Raised by a handler when this attempt failed but a later one may succeed.
+
+    Unlike any other exception, whose class name alone is logged, `reason` is logged and stored
+    in `last_error`, so an operator sees why (it must never contain personal data).
     """
 
     def __init__(self, reason: str) -> None:
@@ -383,8 +396,10 @@ class OutboxDispatcher:
         return int(marked)
 
     async def _record_failure(self, claim: _Claim, exc: Exception) -> None:
-        # The class name only: messages of SMTP and HTTP errors may quote addresses or numbers.
-        error = type(exc).__name__[:_ERROR_MAX]
+        # The class name only, unless the handler vouched for its reason: messages of SMTP and
+        # HTTP errors may quote addresses or numbers.
+        reason = exc.reason if isinstance(exc, RetryLater) else type(exc).__name__
+        error = reason[:_ERROR_MAX]
         logger.warning(
             "outbox delivery failed",
             extra={

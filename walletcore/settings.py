@@ -58,6 +58,13 @@ class NotifierSettings(BaseModel):
             problems.append(f"{env_name}__EMAIL_ADAPTER must be smtp (console prints codes)")
         if self.sms_adapter == "console":
             problems.append(f"{env_name}__SMS_ADAPTER must be webhook (console prints codes)")
+        # Codes must not cross the network in clear.
+        if self.email_adapter == "smtp" and not (self.smtp_starttls or self.smtp_implicit_tls):
+            problems.append(
+                f"{env_name}__SMTP_STARTTLS or {env_name}__SMTP_IMPLICIT_TLS must be on"
+            )
+        if self.sms_webhook_url is not None and self.sms_webhook_url.scheme != "https":
+            problems.append(f"{env_name}__SMS_WEBHOOK_URL must be https")
         return problems
 
 

@@ -14,8 +14,9 @@ change it reports, and runs an `OutboxDispatcher` with `NotificationOutbox.handl
 The destination, subject and text are encrypted with the key ring; the associated data binds
 the ciphertext to its topic, so a sealed SMS cannot be replayed as an e-mail. Handlers pass the
 outbox `event_id` to the transport as its idempotency key. A peer's permanent refusal abandons
-the event (the dispatcher logs its id and the refusal's protocol code, nothing more); anything
-else, decryption failures included, is retried.
+the event (the dispatcher logs its id and the refusal's protocol code, nothing more); a
+retryable failure is retried with the transport's reason logged (never the destination or the
+text); anything else, decryption failures included, is retried under its class name.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from walletcore.crypto import KeyRing
 from walletcore.db import Executor
 from walletcore.notify.messages import EmailMessage, SmsMessage
 from walletcore.notify.transports import DeliveryFailed, Transports
-from walletcore.outbox import Handler, OutboxEvent, UndeliverableEvent, add_event
+from walletcore.outbox import Handler, OutboxEvent, RetryLater, UndeliverableEvent, add_event
 
 TOPIC_SMS = "notify.sms"
 TOPIC_EMAIL = "notify.email"
@@ -104,6 +105,7 @@ async def _send(sending: Awaitable[None]) -> None:
     try:
         await sending
     except DeliveryFailed as failure:
+        # A DeliveryFailed's message names protocol codes and errors, never the message.
         if failure.retryable:
-            raise
+            raise RetryLater(str(failure)) from None
         raise UndeliverableEvent(str(failure)) from None

@@ -34,6 +34,10 @@ SMTP_TIMEOUT_SECONDS = 15.0
 # limited to characters that are safe in both; outbox event ids are UUIDs.
 _IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
 _IDEMPOTENCY_KEY_MAX = 200
+# What a transport error's text may keep: it names hosts and ports, and must never carry a
+# mailbox (none is expected there, but an SMTP library may quote one).
+_ADDRESS_LIKE = re.compile(r"<[^>]*>|[^\s<>()'\"]*@[^\s<>()'\"]*")
+_REASON_MAX = 150
 # Client errors that say "not now" rather than "never".
 _RETRYABLE_CLIENT_ERRORS = frozenset({408, 429})
 
@@ -123,9 +127,11 @@ class SmtpEmailTransport:
         except aiosmtplib.SMTPResponseException as exc:
             raise _smtp_reply_failed(exc) from None
         except (aiosmtplib.SMTPException, OSError) as exc:
-            # Refused or dropped connections, timeouts, TLS failures: the message is not at fault.
+            # Refused or dropped connections, timeouts, TLS failures (a server without STARTTLS):
+            # the message is not at fault, the setup may be, so the operator needs the reason.
             raise DeliveryFailed(
-                f"SMTP delivery failed: {type(exc).__name__}", retryable=True
+                f"SMTP delivery failed: {type(exc).__name__}: {_without_addresses(str(exc))}",
+                retryable=True,
             ) from None
 
     def compose(self, message: EmailMessage, *, idempotency_key: str) -> email.message.EmailMessage:
@@ -142,6 +148,11 @@ class SmtpEmailTransport:
 
     async def aclose(self) -> None:
         """Nothing to release: each message uses its own connection."""
+
+
+def _without_addresses(text: str) -> str:
+    """A connection or TLS error's text, shortened, with anything like an e-mail address out."""
+    return _ADDRESS_LIKE.sub("<address>", text)[:_REASON_MAX]
 
 
 def _smtp_reply_failed(exc: aiosmtplib.SMTPResponseException) -> DeliveryFailed:

@@ -109,6 +109,11 @@ def test_safe_production_settings_are_accepted(monkeypatch: pytest.MonkeyPatch) 
         ({"DEMO_SIGNING_KEYS": None}, "DEMO_SIGNING_KEYS"),
         ({"DEMO_NOTIFIER__EMAIL_ADAPTER": "console"}, "DEMO_NOTIFIER__EMAIL_ADAPTER"),
         ({"DEMO_NOTIFIER__SMS_ADAPTER": "console"}, "DEMO_NOTIFIER__SMS_ADAPTER"),
+        ({"DEMO_NOTIFIER__SMTP_STARTTLS": "false"}, "DEMO_NOTIFIER__SMTP_STARTTLS"),
+        (
+            {"DEMO_NOTIFIER__SMS_WEBHOOK_URL": "http://sms.example.com/send"},
+            "DEMO_NOTIFIER__SMS_WEBHOOK_URL must be https",
+        ),
     ],
 )
 def test_production_refuses_each_unsafe_choice_by_name(
@@ -169,3 +174,25 @@ def test_secrets_stay_out_of_the_settings_repr(monkeypatch: pytest.MonkeyPatch) 
         monkeypatch.setenv(name, value)
 
     assert "s3cret" not in repr(DemoSettings())
+
+
+def test_production_accepts_smtp_over_implicit_tls(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in SAFE_PRODUCTION.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DEMO_NOTIFIER__SMTP_STARTTLS", "false")
+    monkeypatch.setenv("DEMO_NOTIFIER__SMTP_IMPLICIT_TLS", "true")
+    monkeypatch.setenv("DEMO_NOTIFIER__SMTP_PORT", "465")
+
+    assert DemoSettings().notifier.smtp_implicit_tls is True
+
+
+def test_development_may_send_mail_in_clear_to_a_local_catcher(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DEMO_NOTIFIER__EMAIL_ADAPTER", "smtp")
+    monkeypatch.setenv("DEMO_NOTIFIER__SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("DEMO_NOTIFIER__SMTP_STARTTLS", "false")
+    monkeypatch.setenv("DEMO_NOTIFIER__SMS_ADAPTER", "webhook")
+    monkeypatch.setenv("DEMO_NOTIFIER__SMS_WEBHOOK_URL", "http://127.0.0.1:8025/sms")
+
+    assert DemoSettings().notifier.smtp_starttls is False

@@ -29,6 +29,7 @@ from walletcore.notify import (
     transports_from_settings,
 )
 from walletcore.outbox import Backoff, OutboxDispatcher, define_outbox_table
+from walletcore.settings import NotifierSettings
 
 PHONE = "+8613812345678"
 ADDRESS = "alice@example.test"
@@ -196,3 +197,39 @@ async def test_a_sealed_sms_moved_to_the_email_topic_cannot_be_opened(
     assert row.last_error == "DecryptionFailed"
     assert smtp_catcher.messages == []
     assert sms_webhook_catcher.requests == []
+
+
+async def test_mail_a_plain_catcher_cannot_take_over_starttls_logs_why_but_no_address(
+    notifications: Notifications, smtp_catcher: SmtpCatcher, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The default settings (STARTTLS on) against a local catcher that offers no STARTTLS.
+    settings = NotifierSettings(
+        email_adapter="smtp", smtp_host=smtp_catcher.host, smtp_port=smtp_catcher.port
+    )
+    transports = transports_from_settings(settings)
+    dispatcher = OutboxDispatcher(
+        notifications.engine,
+        notifications.table,
+        notifications.outbox.handlers(transports),
+        clock=notifications.clock,
+    )
+    event_id = await notifications.enqueue(
+        EmailMessage(to=ADDRESS, subject="Password reset", text="Your code is 731904")
+    )
+
+    with caplog.at_level(logging.WARNING, logger="walletcore.outbox"):
+        result = await dispatcher.run_once()
+
+    assert result.failed == 1
+    [failed] = [
+        record for record in caplog.records if record.getMessage() == "outbox delivery failed"
+    ]
+    assert vars(failed)["event_id"] == event_id
+    assert "STARTTLS extension not supported" in vars(failed)["error"]
+    [row] = await notifications.rows()
+    assert row.delivered_at is None
+    assert "STARTTLS" in row.last_error
+    logged = repr([vars(record) for record in caplog.records]) + row.last_error
+    for secret in (ADDRESS, "731904", "Password reset"):
+        assert secret not in logged
+    assert smtp_catcher.messages == []

@@ -99,3 +99,17 @@ async def test_a_server_that_cannot_be_reached_is_retryable() -> None:
     failure = await send_refused(smtp_transport(closed_port))
 
     assert failure.retryable
+
+
+async def test_starttls_to_a_plain_mail_catcher_fails_retryably_saying_why(
+    smtp_catcher: SmtpCatcher,
+) -> None:
+    transport = SmtpEmailTransport(
+        host="127.0.0.1", port=smtp_catcher.port, sender="Wallet <no-reply@wallet.invalid>"
+    )
+
+    failure = await send_refused(transport)
+
+    assert failure.retryable
+    assert "STARTTLS extension not supported" in str(failure)
+    assert smtp_catcher.messages == []
