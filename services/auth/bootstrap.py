@@ -75,6 +75,7 @@ from walletcore.ratelimit import (
     RateLimiter,
     RedisRateLimiter,
 )
+from walletcore.ratelimit.policies import codes_sent_per_destination
 from walletcore.tokens import (
     DEVELOPMENT_IDENTITY_KEYS_LABEL,
     AccessTokenVerifier,
@@ -281,6 +282,11 @@ class AuthApp:
             await self.engine.dispose()
 
 
+def rules_from_settings(settings: AuthSettings) -> AuthRules:
+    """The default rules, with what the settings tune."""
+    return AuthRules(code_resend=codes_sent_per_destination(settings.code_resend_interval_seconds))
+
+
 def build(
     settings: AuthSettings,
     *,
@@ -295,7 +301,7 @@ def build(
     sessions = session_factory(engine)
     limiter = _limiter(settings, keys)
     hasher = PasswordHasher(max_concurrent=settings.password_hash_concurrency)
-    rules = rules if rules is not None else AuthRules()
+    rules = rules if rules is not None else rules_from_settings(settings)
     own_keys = StaticKeySet(keys.signing.public_jwks())
     ctx = AuthContext(
         clock=clock,

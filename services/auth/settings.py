@@ -48,6 +48,8 @@ class AuthSettings(ServiceSettings):
     """A key spec; its active key keys the hashes of rate-limit subjects."""
     rate_limit_namespace: str = Field(default="auth", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     """The Redis hash tag of auth's limiter keys (one Redis Cluster slot)."""
+    code_resend_interval_seconds: int = Field(default=60, ge=1, le=3600)
+    """How long one phone number or address waits between two codes (SMS or e-mail)."""
 
     identity_keys_jwks: Jwks | None = None
     identity_issuer: str = DEVELOPMENT_IDENTITY_ISSUER

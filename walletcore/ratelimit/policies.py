@@ -12,8 +12,15 @@ _MINUTE = 60
 _HOUR = 60 * _MINUTE
 _DAY = 24 * _HOUR
 
-CODES_SENT_PER_DESTINATION_MINUTE = Policy("codes_sent_per_destination_minute", 1, _MINUTE)
-"""One SMS or e-mail code a minute to one phone number or address."""
+
+def codes_sent_per_destination(interval_seconds: int = _MINUTE) -> Policy:
+    """One SMS or e-mail code per `interval_seconds` to one phone number or address (the
+    resend interval, a setting); the name stays the same whatever the interval."""
+    return Policy("codes_sent_per_destination_minute", 1, interval_seconds)
+
+
+CODES_SENT_PER_DESTINATION_MINUTE = codes_sent_per_destination()
+"""One SMS or e-mail code a minute to one phone number or address: the default."""
 
 CODES_SENT_PER_DESTINATION_DAY = Policy("codes_sent_per_destination_day", 10, _DAY)
 """Ten codes a day to one destination: bounds SMS cost (SMS pumping) and message bombing."""

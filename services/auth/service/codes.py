@@ -25,7 +25,7 @@ from services.auth.domain.proofs import ChallengePurpose, CheckOutcome, Verified
 from services.auth.domain.reasons import code_expired, code_invalid
 from services.auth.domain.recovery import normalize_recovery_code
 from services.auth.domain.totp import totp_not_enabled
-from services.auth.service.context import AuthContext, publish
+from services.auth.service.context import AuthContext, AuthRules, publish
 from services.auth.service.ports import AuthUnitOfWork
 from walletcore.errors import FieldViolation, InvalidArgument
 from walletcore.idempotency import CommittedRefusal
@@ -34,7 +34,6 @@ from walletcore.ratelimit.enforce import enforce
 from walletcore.ratelimit.policies import (
     CODE_CHECKS_PER_ACCOUNT_HOUR,
     CODES_SENT_PER_DESTINATION_DAY,
-    CODES_SENT_PER_DESTINATION_MINUTE,
 )
 
 CODES_SENT_PER_CLIENT_ADDRESS_HOUR: Final = Policy("codes_sent_per_client_address_hour", 30, 3600)
@@ -56,11 +55,11 @@ def destination_ref(ctx: AuthContext, contact: Contact) -> str:
     return ctx.secrets.hash(f"destination:{destination_subject(contact)}")
 
 
-def send_limit_hits(destination: Contact) -> list[Hit]:
-    """The per-destination minute and day hits of one code sent to `destination`."""
+def send_limit_hits(destination: Contact, rules: AuthRules) -> list[Hit]:
+    """The per-destination resend-interval and day hits of one code sent to `destination`."""
     subject = destination_subject(destination)
     return [
-        Hit(CODES_SENT_PER_DESTINATION_MINUTE, subject),
+        Hit(rules.code_resend, subject),
         Hit(CODES_SENT_PER_DESTINATION_DAY, subject),
     ]
 
@@ -94,7 +93,7 @@ async def send_code(
     `destination_ref` is what the challenge records about where the code went (a verified
     contact's id, or `destination_ref(ctx, contact)` for one not yet verified).
     """
-    await enforce(ctx.limiter, [*send_limit_hits(destination), *extra_hits])
+    await enforce(ctx.limiter, [*send_limit_hits(destination, ctx.rules), *extra_hits])
     code = ctx.new_code()
     challenge = OtpChallenge.issue(
         id=ctx.new_id(),

@@ -23,7 +23,8 @@ from services.auth.domain.totp import DEFAULT_TOTP_PARAMETERS, TotpParameters
 from services.auth.service.ports import AuthUnitOfWork, PasswordHashing
 from walletcore.clock import Clock
 from walletcore.crypto import KeyRing
-from walletcore.ratelimit.base import RateLimiter
+from walletcore.ratelimit.base import Policy, RateLimiter
+from walletcore.ratelimit.policies import CODES_SENT_PER_DESTINATION_MINUTE
 from walletcore.tokens import GrantVerifier, TokenIssuer
 
 
@@ -40,6 +41,8 @@ class AuthRules:
     grant_lifetime: timedelta = MAX_GRANT_LIFETIME
     totp_issuer: str = "Wallet"
     """The name authenticator apps show next to the account."""
+    code_resend: Policy = CODES_SENT_PER_DESTINATION_MINUTE
+    """How often one destination may be sent a code (AUTH_CODE_RESEND_INTERVAL_SECONDS)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,7 +64,7 @@ async def start_registration(
     anonymous_hits = client_address_hit(origin.client_address)
     contact_ref = destination_ref(ctx, contact)
     if await uow.accounts.contact_in_use(contact):
-        await enforce(ctx.limiter, [*send_limit_hits(contact), *anonymous_hits])
+        await enforce(ctx.limiter, [*send_limit_hits(contact, ctx.rules), *anonymous_hits])
         challenge = await issue_undelivered_challenge(
             uow,
             ctx,

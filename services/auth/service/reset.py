@@ -91,7 +91,10 @@ async def start_signed_out_challenge(
     account = await uow.accounts.find_by_contact(identifier)
     destination = _destination(account, channel, serves_frozen=serves_frozen)
     # Charged whatever matched, so refusals say nothing about the account either.
-    identifier_hits = [*send_limit_hits(identifier), *client_address_hit(origin.client_address)]
+    identifier_hits = [
+        *send_limit_hits(identifier, ctx.rules),
+        *client_address_hit(origin.client_address),
+    ]
     if account is None or destination is None:
         await enforce(ctx.limiter, identifier_hits)
         decoy = await issue_undelivered_challenge(
@@ -102,7 +105,7 @@ async def start_signed_out_challenge(
             destination_ref=destination_ref(ctx, identifier),
         )
         return CodeChallengeStarted(decoy.id, decoy.expires_at)
-    destination_hits = send_limit_hits(destination.value)
+    destination_hits = send_limit_hits(destination.value, ctx.rules)
     challenge = await send_code(
         uow,
         ctx,

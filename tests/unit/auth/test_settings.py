@@ -8,9 +8,10 @@ import os
 import pytest
 from pydantic import ValidationError
 
-from services.auth.bootstrap import AuthKeys
+from services.auth.bootstrap import AuthKeys, rules_from_settings
 from services.auth.settings import AuthSettings
 from walletcore.keys import format_key_spec, generate_key
+from walletcore.ratelimit import CODES_SENT_PER_DESTINATION_MINUTE
 from walletcore.tokens import SigningKeyRing
 
 SECRET_SPEC = format_key_spec([generate_key("k1")])
@@ -120,3 +121,28 @@ def test_an_identity_key_with_a_private_part_is_refused(monkeypatch: pytest.Monk
         AuthSettings()
 
     assert "only public signature keys are accepted" in str(refused.value)
+
+
+def test_the_code_resend_interval_is_a_setting_that_tunes_the_per_destination_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert rules_from_settings(AuthSettings()).code_resend == CODES_SENT_PER_DESTINATION_MINUTE
+    monkeypatch.setenv("AUTH_CODE_RESEND_INTERVAL_SECONDS", "120")
+
+    resend = rules_from_settings(AuthSettings()).code_resend
+
+    assert (resend.name, resend.limit, resend.period_seconds) == (
+        "codes_sent_per_destination_minute",
+        1,
+        120,
+    )
+
+
+@pytest.mark.parametrize("seconds", ["0", "3601", "soon"])
+def test_a_resend_interval_outside_a_second_to_an_hour_is_refused(
+    monkeypatch: pytest.MonkeyPatch, seconds: str
+) -> None:
+    monkeypatch.setenv("AUTH_CODE_RESEND_INTERVAL_SECONDS", seconds)
+
+    with pytest.raises(ValidationError, match="code_resend_interval_seconds"):
+        AuthSettings()

@@ -13,8 +13,8 @@ from services.auth.domain.otp import OtpChallenge
 from services.auth.domain.proofs import ChallengePurpose, FactorMethod, VerifiedFactor
 from services.auth.domain.reasons import Reason
 from services.auth.service import codes
-from services.auth.service.context import AuthContext
-from services.auth.service.fakes import FakeClock, FakeStore, FakeTransactions
+from services.auth.service.context import AuthContext, AuthRules
+from services.auth.service.fakes import FakeClock, FakeStore, FakeTransactions, fake_context
 from services.auth.service.ports import AuthUnitOfWork
 from tests.unit.auth.service.access_helpers import (
     ORIGIN,
@@ -30,6 +30,7 @@ from walletcore.errors import (
     ResourceExhausted,
 )
 from walletcore.ratelimit.base import Hit, Policy
+from walletcore.ratelimit.policies import codes_sent_per_destination
 
 PURPOSE = ChallengePurpose.CREDENTIAL_RESET
 
@@ -98,6 +99,23 @@ async def test_a_second_code_to_one_destination_within_a_minute_is_refused_and_n
     assert [v.subject for v in error.violations] == ["codes_sent_per_destination_minute"]
     assert len(store.notifier.codes_to(PHONE)) == 1
     clock.advance(timedelta(seconds=61))
+    await tx.run(send(ctx))
+    assert len(store.notifier.codes_to(PHONE)) == 2
+
+
+async def test_the_resend_interval_of_the_rules_decides_when_a_destination_may_have_another(
+    tx: FakeTransactions, store: FakeStore, clock: FakeClock
+) -> None:
+    ctx = fake_context(clock, rules=AuthRules(code_resend=codes_sent_per_destination(15)))
+    await tx.run(send(ctx))
+    clock.advance(timedelta(seconds=14))
+
+    error = await refusal(tx, send(ctx))
+
+    assert isinstance(error, ResourceExhausted)
+    assert [v.subject for v in error.violations] == ["codes_sent_per_destination_minute"]
+    assert 0 < error.retry_after_seconds <= 1
+    clock.advance(timedelta(seconds=1))
     await tx.run(send(ctx))
     assert len(store.notifier.codes_to(PHONE)) == 2
 
