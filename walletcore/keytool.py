@@ -2,11 +2,14 @@
 
     python -m walletcore.keytool new-encryption-key [--kid KID]
     python -m walletcore.keytool new-signing-key [--kid KID]
+    python -m walletcore.keytool public-jwks [--signing-keys-env VAR]
     python -m walletcore.keytool operator-token --operator-id ID --role ROLE [--ttl-minutes N]
     python -m walletcore.keytool service-token --service NAME --audience NAME [--ttl-minutes N]
 
 `new-*-key` prints one fresh `kid:base64url` entry: prepend it to a key spec to rotate (an
-encryption key also serves HMAC rings: blind indexes and secret hashes). The token commands
+encryption key also serves HMAC rings: blind indexes and secret hashes). `public-jwks` prints
+the public JWKS (a JSON list) of a signing key spec, every key active first: the value of
+`AUTH_IDENTITY_KEYS_JWKS` for the identity provider's spec. The token commands
 print a token signed with the development identity ring, or with the spec held in the
 environment variable named by `--signing-keys-env`; a secret never goes on the command line,
 where other users of the machine could read it.
@@ -15,6 +18,7 @@ where other users of the machine could read it.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -49,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     for name in ("new-encryption-key", "new-signing-key"):
         command = commands.add_parser(name, help="print a fresh 256-bit key spec entry")
         command.add_argument("--kid", default=None, help="key id (default: k<UTC timestamp>)")
+    jwks = commands.add_parser(
+        "public-jwks", help="print the public JWKS of a signing key spec (AUTH_IDENTITY_KEYS_JWKS)"
+    )
     operator = commands.add_parser("operator-token", help="mint a development operator token")
     operator.add_argument("--operator-id", required=True)
     operator.add_argument("--role", required=True, choices=[role.value for role in OperatorRole])
@@ -58,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     for command in (operator, service):
         command.add_argument("--ttl-minutes", type=int, default=60)
         command.add_argument("--issuer", default=DEVELOPMENT_IDENTITY_ISSUER)
+    for command in (jwks, operator, service):
         command.add_argument(
             "--signing-keys-env",
             default=None,
@@ -72,6 +80,8 @@ def run(argv: Sequence[str]) -> str:
     args = _parser().parse_args(argv)
     if args.command in ("new-encryption-key", "new-signing-key"):
         return format_key_spec([generate_key(args.kid or _default_kid())])
+    if args.command == "public-jwks":
+        return json.dumps(_signing_ring(args.signing_keys_env).public_jwks())
     issuer = TokenIssuer(args.issuer, _signing_ring(args.signing_keys_env))
     ttl = timedelta(minutes=args.ttl_minutes)
     if args.command == "operator-token":
