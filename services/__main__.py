@@ -134,10 +134,39 @@ def busy_ports(members: list[StackMember], environ: Mapping[str, str]) -> None:
                     ) from None
 
 
+def listens_on(pid: int, port: int) -> bool | None:
+    """Whether process `pid` holds a listening TCP socket on `port`; None where /proc cannot
+    say (not Linux)."""
+    proc = Path("/proc")
+    if not (proc / "net" / "tcp").is_file():
+        return None
+    inodes = set()
+    for table in ("tcp", "tcp6"):
+        path = proc / "net" / table
+        if not path.is_file():
+            continue
+        for line in path.read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and int(local.rpartition(":")[2], 16) == port:
+                inodes.add(f"socket:[{inode}]")
+    try:
+        descriptors = list((proc / str(pid) / "fd").iterdir())
+    except OSError:
+        return False
+    for descriptor in descriptors:
+        try:
+            if os.readlink(descriptor) in inodes:
+                return True
+        except OSError:
+            continue
+    return False
+
+
 async def wait_until_serving(
     member: StackMember, port: int, process: asyncio.subprocess.Process, stop: asyncio.Event
 ) -> None:
-    """Returns once `process` answers SERVING on `port` (or a stop was asked for)."""
+    """Returns once `process` itself answers SERVING on `port` (or a stop was asked for)."""
     async with grpc.aio.insecure_channel(f"{HOST}:{port}") as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         loop = asyncio.get_running_loop()
@@ -149,10 +178,15 @@ async def wait_until_serving(
                 reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
             except grpc.aio.AioRpcError:
                 reply = None
-            # Alive after the answer too: the ports were free when it started, so the one
-            # answering is this child unless the child has already died.
+            # Whoever answered must be this child: another process may have taken the port
+            # since it was found free.
             if reply is not None and reply.status == health_pb2.HealthCheckResponse.SERVING:
-                await asyncio.sleep(0.1)
+                if listens_on(process.pid, port) is False:
+                    variable = f"{member.prefix}INTERNAL_PORT"
+                    raise LaunchFailed(
+                        f"port {port} ({variable}) is in use by another process: "
+                        f"set {variable} to a free port"
+                    )
                 if process.returncode is None:
                     return
             await asyncio.sleep(0.1)

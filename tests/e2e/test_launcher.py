@@ -2,22 +2,32 @@
 user set, refuses a port clash with one line naming the busy port, and stops every child on
 SIGINT or SIGTERM.
 
-Fixed ports from 51400-51439 (the launcher needs fixed ports), never its default 50051...
+Fixed ports from 51400-51439 and 51480 (the launcher needs fixed ports), never its default 50051...
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import socket
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 import grpc.aio
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from services.__main__ import STACK, member_environment, present_members
+from services.__main__ import (
+    STACK,
+    LaunchFailed,
+    listens_on,
+    member_environment,
+    present_members,
+    wait_until_serving,
+)
 from tests.support.stack import (
     PORT_KINDS,
     STARTUP_SECONDS,
@@ -111,3 +121,42 @@ def test_unset_variables_get_the_fixed_local_defaults(tmp_path: Path) -> None:
     ]
     assert env["AUTH_DATABASE_URL"] == f"sqlite+aiosqlite:///{tmp_path / 'auth.db'}"
     assert env["AUTH_REDIS_URL"] == "redis://127.0.0.1:6379/0"
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").is_file(), reason="reads sockets from /proc")
+def test_the_listener_of_a_port_is_told_apart_from_other_processes() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = int(listener.getsockname()[1])
+
+        assert listens_on(os.getpid(), port) is True
+        assert listens_on(os.getppid(), port) is False
+    assert listens_on(os.getpid(), port) is False
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").is_file(), reason="reads sockets from /proc")
+async def test_a_health_answer_from_another_process_is_not_taken_for_the_childs() -> None:
+    impostor_port = 51480
+    impostor = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, impostor)
+    await health_servicer.set(health.OVERALL_HEALTH, health_pb2.HealthCheckResponse.SERVING)
+    impostor.add_insecure_port(f"127.0.0.1:{impostor_port}")
+    await impostor.start()
+    # A child that is alive but never listens: as one still importing when the port was taken.
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "import time; time.sleep(60)"
+    )
+    try:
+        with pytest.raises(LaunchFailed) as refused:
+            await wait_until_serving(STACK[0], impostor_port, child, asyncio.Event())
+    finally:
+        child.kill()
+        await child.wait()
+        await impostor.stop(None)
+
+    assert str(refused.value) == (
+        f"port {impostor_port} (AUTH_INTERNAL_PORT) is in use by another process: "
+        "set AUTH_INTERNAL_PORT to a free port"
+    )
