@@ -21,8 +21,10 @@ $(STAMP): requirements.lock pyproject.toml
 
 # buf is pinned exactly in package.json (its platform binaries are pinned by buf itself).
 # `npm install` rather than `npm ci`: npm 11 refuses this lock's optional platform packages.
+# --package-lock=false: install never rewrites the tracked lock (buf and its platform
+# binaries are pinned exactly, so the lock is not needed to resolve them).
 node_modules/.installed: package.json package-lock.json
-	npm install --no-audit --no-fund --loglevel=error
+	npm install --no-audit --no-fund --package-lock=false --loglevel=error
 	touch $@
 
 setup: $(STAMP)  ## Create .venv and install the pinned Python dependencies

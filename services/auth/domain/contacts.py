@@ -22,6 +22,9 @@ MAX_EMAIL_LENGTH: Final = 254
 # Longer than any phone number however it is spaced; keeps the parser's work bounded.
 _MAX_RAW_PHONE_LENGTH: Final = 64
 _E164: Final = re.compile(r"\+[1-9][0-9]{6,14}")
+# "+", digits and the usual visual separators only: the parser would otherwise turn
+# letters into keypad digits ("+86138abcd8000" became "+8613822238000").
+_PHONE_SPELLING: Final = re.compile(r"\+[0-9 ()\-]+")
 _MOBILE_CAPABLE: Final = frozenset(
     {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
 )
@@ -53,7 +56,7 @@ class Phone:
         invalid = InvalidArgument.field(
             field, "must be a valid mobile number in international format, starting with +"
         )
-        if len(raw) > _MAX_RAW_PHONE_LENGTH or not raw.strip().startswith("+"):
+        if len(raw) > _MAX_RAW_PHONE_LENGTH or not _PHONE_SPELLING.fullmatch(raw.strip()):
             raise invalid
         try:
             number = phonenumbers.parse(raw, None)

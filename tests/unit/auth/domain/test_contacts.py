@@ -32,6 +32,9 @@ def test_phone_spellings_normalise_to_e164(raw: str) -> None:
         "phone",
         "",
         "+" + "1" * 100,
+        "+86138abcd8000",  # letters are not keypad digits here
+        "+8613800138000\x00",
+        "+86\u00a0138\u00a000138000",
     ],
 )
 def test_phone_rejects_what_cannot_receive_codes_without_echoing_it(raw: str) -> None:
