@@ -18,18 +18,12 @@ Who may call what:
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
-import grpc.aio
-from google.protobuf.descriptor import ServiceDescriptor
-from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.auth.adapters.passwords import PasswordHasher
@@ -54,30 +48,37 @@ from wallet.auth.v1 import (
     auth_service_pb2,
     auth_service_pb2_grpc,
 )
-from walletcore import audit
 from walletcore.clock import Clock, utc_now
 from walletcore.crypto import BlindIndex, KeyRing, SecretHasher, random_numeric_code, random_token
-from walletcore.db import create_engine, normalize_url, session_factory
+from walletcore.db import create_engine, session_factory
 from walletcore.errors import InvalidArgument
 from walletcore.grpc.access import AUTHENTICATED, PUBLIC, AccessRule, require_roles
 from walletcore.grpc.interceptors import RateRule, by_client_address
-from walletcore.grpc.server import BackgroundTask, Port, PortKind, Service, ServiceServer
+from walletcore.grpc.server import BackgroundTask, Port, PortKind, ServiceServer
 from walletcore.idempotency import IdempotencyRecords
 from walletcore.identity import Caller, OperatorRole
 from walletcore.keys import development_keys, parse_key_spec
-from walletcore.migrations import upgrade_to_head
 from walletcore.notify import NotificationOutbox, Transports, transports_from_settings
 from walletcore.outbox import OutboxDispatcher
 from walletcore.ratelimit import (
     SIGN_IN_PER_ACCOUNT_MINUTE,
     SIGN_IN_PER_CLIENT_ADDRESS_MINUTE,
-    InMemoryRateLimiter,
     RateLimiter,
-    RedisRateLimiter,
+)
+from walletcore.service_kit import (
+    EngineAuditReader,
+    ServiceApp,
+    configured_or_development,
+    dispatch_until_shutdown,
+    grpc_service,
+    identity_jwks,
+    limiter_from_settings,
+    prepared_database_url,
+    release_all,
+    rpc_policy,
 )
 from walletcore.ratelimit.policies import codes_sent_per_destination
 from walletcore.tokens import (
-    DEVELOPMENT_IDENTITY_KEYS_LABEL,
     AccessTokenVerifier,
     GrantVerifier,
     OperatorTokenVerifier,
@@ -136,65 +137,53 @@ class AuthKeys:
 
     @classmethod
     def from_settings(cls, settings: AuthSettings) -> AuthKeys:
-        def spec(value: SecretStr | None) -> str | None:
-            return None if value is None else value.get_secret_value()
-
-        encryption, signing = spec(settings.encryption_keys), spec(settings.signing_keys)
-        hashes, index = spec(settings.hash_keys), spec(settings.contact_index_keys)
-        subjects = spec(settings.rate_limit_subject_key)
         label = DEVELOPMENT_KEYS_LABEL
         return cls(
-            encryption=KeyRing.from_spec(encryption) if encryption else KeyRing.development(label),
-            signing=(
-                SigningKeyRing.from_spec(signing) if signing else SigningKeyRing.development(label)
+            encryption=configured_or_development(
+                settings.encryption_keys, KeyRing.from_spec, lambda: KeyRing.development(label)
             ),
-            secrets=(
-                SecretHasher.from_spec(hashes, context=SECRET_HASH_CONTEXT)
-                if hashes
-                else SecretHasher.development(context=SECRET_HASH_CONTEXT)
+            signing=configured_or_development(
+                settings.signing_keys,
+                SigningKeyRing.from_spec,
+                lambda: SigningKeyRing.development(label),
             ),
-            contact_index=(
-                BlindIndex.from_spec(index, context=CONTACT_INDEX_CONTEXT)
-                if index
-                else BlindIndex.development(context=CONTACT_INDEX_CONTEXT)
+            secrets=configured_or_development(
+                settings.hash_keys,
+                lambda spec: SecretHasher.from_spec(spec, context=SECRET_HASH_CONTEXT),
+                lambda: SecretHasher.development(context=SECRET_HASH_CONTEXT),
             ),
-            rate_limit_subjects=(
-                parse_key_spec(subjects)[0].secret
-                if subjects
-                else development_keys(DEVELOPMENT_RATE_LIMIT_KEY_LABEL)[0].secret
+            contact_index=configured_or_development(
+                settings.contact_index_keys,
+                lambda spec: BlindIndex.from_spec(spec, context=CONTACT_INDEX_CONTEXT),
+                lambda: BlindIndex.development(context=CONTACT_INDEX_CONTEXT),
             ),
-            identity_jwks=(
-                settings.identity_keys_jwks
-                if settings.identity_keys_jwks is not None
-                else SigningKeyRing.development(DEVELOPMENT_IDENTITY_KEYS_LABEL).public_jwks()
+            rate_limit_subjects=configured_or_development(
+                settings.rate_limit_subject_key,
+                lambda spec: parse_key_spec(spec)[0].secret,
+                lambda: development_keys(DEVELOPMENT_RATE_LIMIT_KEY_LABEL)[0].secret,
             ),
+            identity_jwks=identity_jwks(settings.identity_keys_jwks),
         )
 
 
 # -- who may call what -------------------------------------------------------------------------
 
 
-def _policy(
-    service: ServiceDescriptor, rule_of: Callable[[str], AccessRule]
-) -> dict[str, AccessRule]:
-    return {
-        f"/{service.full_name}/{method.name}": rule_of(method.name) for method in service.methods
-    }
-
-
 def public_policy() -> dict[str, AccessRule]:
-    return _policy(AUTH_SERVICE, lambda name: PUBLIC if name in SIGNED_OUT_RPCS else AUTHENTICATED)
+    return rpc_policy(
+        AUTH_SERVICE, lambda name: PUBLIC if name in SIGNED_OUT_RPCS else AUTHENTICATED
+    )
 
 
 def admin_policy() -> dict[str, AccessRule]:
     officers = require_roles(OperatorRole.SECURITY_OFFICER.value)
-    return _policy(ADMIN_SERVICE, lambda name: officers)
+    return rpc_policy(ADMIN_SERVICE, lambda name: officers)
 
 
 def internal_policy() -> dict[str, AccessRule]:
     status_callers = require_roles(*STATUS_CALLERS)
     binding = require_roles(CONTACT_CHANGE_CALLER)
-    return _policy(
+    return rpc_policy(
         STATUS_SERVICE, lambda name: binding if name in CONTACT_CHANGE_RPCS else status_callers
     )
 
@@ -220,23 +209,8 @@ def sign_in_rate_rules() -> dict[str, list[RateRule]]:
 # -- the application ---------------------------------------------------------------------------
 
 
-class EngineAuditReader:
-    """`admin.AuditReader` over auth's audit table, each call in its own read transaction."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-
-    async def verify(self) -> audit.AuditVerification:
-        async with self._engine.connect() as connection:
-            return await audit.verify(connection, audit_log)
-
-    async def export(self, *, after_seq: int, limit: int) -> list[dict[str, Any]]:
-        async with self._engine.connect() as connection:
-            return await audit.export(connection, audit_log, after_seq=after_seq, limit=limit)
-
-
 @dataclass
-class AuthApp:
+class AuthApp(ServiceApp):
     """The wired service. Tests use `ctx` (its clock, limiter, keys) and `tx` directly."""
 
     settings: AuthSettings
@@ -251,35 +225,12 @@ class AuthApp:
     hasher: PasswordHasher
     ports: dict[str, int] | None = None
 
-    async def start(self) -> dict[str, int]:
-        """Migrates (when `migrate_on_start`), then binds the ports; returns them by kind."""
-        if self.settings.migrate_on_start:
-            await upgrade_to_head(self.settings.database_url, MIGRATIONS_DIR)
-        self.ports = await self.server.start()
-        return self.ports
-
-    async def close(self, grace: float | None = None) -> None:
-        """Stops serving (in-flight calls get `grace` seconds) and releases every resource."""
-        try:
-            await self.server.stop(grace)
-        finally:
-            await self._release()
-
-    async def run_until_signal(self) -> None:
-        """Serves until SIGTERM or SIGINT, then stops gracefully."""
-        try:
-            await self.start()
-            await self.server.run_until_signal()
-        finally:
-            await self._release()
+    migrations_dir: ClassVar[Path] = MIGRATIONS_DIR
 
     async def _release(self) -> None:
-        try:
-            await self.transports.aclose()
-            await self.limiter.close()
-        finally:
-            self.hasher.close()
-            await self.engine.dispose()
+        await release_all(
+            self.transports.aclose, self.limiter.close, self.hasher.close, self.engine.dispose
+        )
 
 
 def rules_from_settings(settings: AuthSettings) -> AuthRules:
@@ -297,9 +248,11 @@ def build(
     """Wires auth from `settings`. `clock`, `transports` and `rules` default to the real ones;
     tests may pass their own."""
     keys = AuthKeys.from_settings(settings)
-    engine = create_engine(_prepared_database_url(settings.database_url))
+    engine = create_engine(prepared_database_url(settings.database_url))
     sessions = session_factory(engine)
-    limiter = _limiter(settings, keys)
+    limiter = limiter_from_settings(
+        settings, namespace=settings.rate_limit_namespace, subject_key=keys.rate_limit_subjects
+    )
     hasher = PasswordHasher(max_concurrent=settings.password_hash_concurrency)
     rules = rules if rules is not None else rules_from_settings(settings)
     own_keys = StaticKeySet(keys.signing.public_jwks())
@@ -335,7 +288,7 @@ def build(
     dispatcher = OutboxDispatcher(engine, outbox, notifications.handlers(transports), clock=clock)
 
     async def dispatch() -> None:
-        await _dispatch_until_shutdown(dispatcher, server, settings.outbox_poll_seconds)
+        await dispatch_until_shutdown(dispatcher, server, settings.outbox_poll_seconds)
 
     server = ServiceServer(
         settings,
@@ -380,13 +333,13 @@ def _ports(
         clock=clock,
     )
     public = AuthServicer(ctx, tx)
-    officers = AccountAdminServicer(ctx, tx, EngineAuditReader(engine))
+    officers = AccountAdminServicer(ctx, tx, EngineAuditReader(engine, audit_log))
     internal = AccountStatusServicer(ctx, tx, keys.signing.public_jwks)
     return [
         Port(
             PortKind.PUBLIC,
             [
-                _service(
+                grpc_service(
                     AUTH_SERVICE, auth_service_pb2_grpc.add_AuthServiceServicer_to_server, public
                 )
             ],
@@ -397,7 +350,7 @@ def _ports(
         Port(
             PortKind.ADMIN,
             [
-                _service(
+                grpc_service(
                     ADMIN_SERVICE,
                     account_admin_service_pb2_grpc.add_AccountAdminServiceServicer_to_server,
                     officers,
@@ -409,7 +362,7 @@ def _ports(
         Port(
             PortKind.INTERNAL,
             [
-                _service(
+                grpc_service(
                     STATUS_SERVICE,
                     account_status_service_pb2_grpc.add_AccountStatusServiceServicer_to_server,
                     internal,
@@ -419,48 +372,3 @@ def _ports(
             verifier=services,
         ),
     ]
-
-
-def _service(descriptor: ServiceDescriptor, add_to_server: Any, servicer: object) -> Service:
-    # The generated `add_..._to_server` functions are typed for one servicer class each.
-    register: Callable[[grpc.aio.Server], None] = functools.partial(add_to_server, servicer)
-    return Service(descriptor.full_name, register)
-
-
-def _limiter(settings: AuthSettings, keys: AuthKeys) -> RateLimiter:
-    if settings.rate_limiter == "redis":
-        assert settings.redis_url is not None  # the settings refuse redis without a URL
-        return RedisRateLimiter(
-            settings.redis_url,
-            namespace=settings.rate_limit_namespace,
-            subject_key=keys.rate_limit_subjects,
-        )
-    return InMemoryRateLimiter()
-
-
-def _prepared_database_url(database_url: str) -> str:
-    """The URL, after creating the folder of a SQLite file (the embedded default lives in
-    `var/`, which a fresh checkout does not have)."""
-    url = normalize_url(database_url)
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    return database_url
-
-
-async def _dispatch_until_shutdown(
-    dispatcher: OutboxDispatcher, server: ServiceServer, poll_seconds: float
-) -> None:
-    """Delivers until a graceful stop begins, then finishes the batch in hand (within the
-    stop's grace, after which the server cancels it: a cancelled delivery only holds a lease,
-    and its message goes out again once the lease ends)."""
-    stop = asyncio.Event()
-
-    async def stop_when_shutdown_starts() -> None:
-        await server.shutdown_started()
-        stop.set()
-
-    watcher = asyncio.create_task(stop_when_shutdown_starts())
-    try:
-        await dispatcher.run_forever(stop, poll_interval=poll_seconds)
-    finally:
-        watcher.cancel()

@@ -1,0 +1,55 @@
+"""The service kit's pieces that need no server: release order, key fallback, SQLite folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from walletcore.service_kit import (
+    configured_or_development,
+    identity_jwks,
+    prepared_database_url,
+    release_all,
+)
+from walletcore.tokens import DEVELOPMENT_IDENTITY_KEYS_LABEL, SigningKeyRing
+
+pytestmark = pytest.mark.unit
+
+
+async def test_release_all_closes_everything_even_after_a_failure() -> None:
+    closed: list[str] = []
+
+    def failing() -> None:
+        closed.append("first")
+        raise RuntimeError("first failed")
+
+    async def second() -> None:
+        closed.append("second")
+
+    def third() -> None:
+        closed.append("third")
+
+    with pytest.raises(RuntimeError, match="first failed"):
+        await release_all(failing, second, third)
+    assert closed == ["first", "second", "third"]
+
+
+def test_a_configured_key_wins_over_the_development_one() -> None:
+    assert configured_or_development(SecretStr("spec"), str.upper, lambda: "dev") == "SPEC"
+    assert configured_or_development(None, str.upper, lambda: "dev") == "dev"
+    assert configured_or_development(SecretStr(""), str.upper, lambda: "dev") == "dev"
+
+
+def test_identity_jwks_default_to_the_development_identity_ring() -> None:
+    development = SigningKeyRing.development(DEVELOPMENT_IDENTITY_KEYS_LABEL).public_jwks()
+    assert identity_jwks(None) == development
+    configured = SigningKeyRing.development("elsewhere").public_jwks()
+    assert identity_jwks(configured) == configured
+
+
+def test_a_sqlite_file_gets_its_folder(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/var/deep/kyc.db"
+    assert prepared_database_url(url) == url
+    assert (tmp_path / "var" / "deep").is_dir()

@@ -1,0 +1,225 @@
+"""What every service's composition root shares: lifecycle, limiter, database URL, outbox loop,
+audit reader, access-policy helpers and key loading.
+
+A service's `bootstrap.py` keeps only its own wiring and uses these pieces:
+
+    @dataclass
+    class KycApp(ServiceApp):
+        settings: KycSettings
+        server: ServiceServer
+        engine: AsyncEngine
+        limiter: RateLimiter
+        migrations_dir: ClassVar[Path] = MIGRATIONS_DIR
+
+        async def _release(self) -> None:
+            await release_all(self.limiter.close, self.engine.dispose)
+
+    engine = create_engine(prepared_database_url(settings.database_url))
+    limiter = limiter_from_settings(settings, namespace="kyc", subject_key=...)
+    policy = rpc_policy(KYC_SERVICE, lambda name: AUTHENTICATED)
+    service = grpc_service(KYC_SERVICE, add_KycServiceServicer_to_server, servicer)
+    keys: KeyRing = configured_or_development(settings.encryption_keys, KeyRing.from_spec,
+                                              lambda: KeyRing.development("kyc"))
+
+`ServiceApp.start()` migrates (when `settings.migrate_on_start`) then opens the ports;
+`close()` stops and releases; `run_until_signal()` serves until SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, TypeVar
+
+import grpc.aio
+from google.protobuf.descriptor import ServiceDescriptor
+from pydantic import SecretStr
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from walletcore import audit
+from walletcore.db import normalize_url
+from walletcore.grpc.access import AccessRule
+from walletcore.grpc.server import Service, ServiceServer
+from walletcore.migrations import upgrade_to_head
+from walletcore.outbox import OutboxDispatcher
+from walletcore.ratelimit import InMemoryRateLimiter, RateLimiter, RedisRateLimiter
+from walletcore.settings import ServiceSettings
+from walletcore.tokens import DEVELOPMENT_IDENTITY_KEYS_LABEL, SigningKeyRing
+
+_T = TypeVar("_T")
+
+# -- lifecycle ---------------------------------------------------------------------------------
+
+
+class _MigratingSettings(Protocol):
+    @property
+    def database_url(self) -> str: ...
+    @property
+    def migrate_on_start(self) -> bool: ...
+
+
+class ServiceApp:
+    """The start/close/run lifecycle of a wired service. Subclasses (dataclasses) have
+    `settings`, `server` and `ports` attributes, set `migrations_dir`, and implement
+    `_release` (typically with `release_all`)."""
+
+    migrations_dir: ClassVar[Path]
+    settings: Any
+    server: ServiceServer
+    ports: dict[str, int] | None
+
+    async def start(self) -> dict[str, int]:
+        """Migrates (when `migrate_on_start`), then binds the ports; returns them by kind."""
+        settings: _MigratingSettings = self.settings
+        if settings.migrate_on_start:
+            await upgrade_to_head(settings.database_url, self.migrations_dir)
+        self.ports = await self.server.start()
+        return self.ports
+
+    async def close(self, grace: float | None = None) -> None:
+        """Stops serving (in-flight calls get `grace` seconds) and releases every resource."""
+        try:
+            await self.server.stop(grace)
+        finally:
+            await self._release()
+
+    async def run_until_signal(self) -> None:
+        """Serves until SIGTERM or SIGINT, then stops gracefully."""
+        try:
+            await self.start()
+            await self.server.run_until_signal()
+        finally:
+            await self._release()
+
+    async def _release(self) -> None:
+        raise NotImplementedError
+
+
+async def release_all(*closers: Callable[[], object]) -> None:
+    """Calls every closer in order (awaiting those that return an awaitable), even when an
+    earlier one fails; the first failure is raised once all have run."""
+    failure: BaseException | None = None
+    for close in closers:
+        try:
+            result = close()
+            if inspect.isawaitable(result):
+                await result
+        except Exception as error:  # re-raised below, once the rest are closed
+            failure = failure or error
+    if failure is not None:
+        raise failure
+
+
+# -- infrastructure ----------------------------------------------------------------------------
+
+
+def limiter_from_settings(
+    settings: ServiceSettings, *, namespace: str, subject_key: bytes
+) -> RateLimiter:
+    """Redis when the settings say so (production), else the in-process limiter."""
+    if settings.rate_limiter == "redis":
+        assert settings.redis_url is not None  # the settings refuse redis without a URL
+        return RedisRateLimiter(settings.redis_url, namespace=namespace, subject_key=subject_key)
+    return InMemoryRateLimiter()
+
+
+def prepared_database_url(database_url: str) -> str:
+    """The URL, after creating the folder of a SQLite file (the embedded default lives in
+    `var/`, which a fresh checkout does not have)."""
+    url = normalize_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    return database_url
+
+
+async def dispatch_until_shutdown(
+    dispatcher: OutboxDispatcher, server: ServiceServer, poll_seconds: float
+) -> None:
+    """Delivers until a graceful stop begins, then finishes the batch in hand (within the
+    stop's grace, after which the server cancels it: a cancelled delivery only holds a lease,
+    and its message goes out again once the lease ends)."""
+    stop = asyncio.Event()
+
+    async def stop_when_shutdown_starts() -> None:
+        await server.shutdown_started()
+        stop.set()
+
+    watcher = asyncio.create_task(stop_when_shutdown_starts())
+    try:
+        await dispatcher.run_forever(stop, poll_interval=poll_seconds)
+    finally:
+        watcher.cancel()
+
+
+class EngineAuditReader:
+    """An audit reader (verify and export) over one audit table, each call in its own read
+    transaction."""
+
+    def __init__(self, engine: AsyncEngine, table: Table) -> None:
+        self._engine = engine
+        self._table = table
+
+    async def verify(self) -> audit.AuditVerification:
+        async with self._engine.connect() as connection:
+            return await audit.verify(connection, self._table)
+
+    async def export(self, *, after_seq: int, limit: int) -> list[dict[str, Any]]:
+        async with self._engine.connect() as connection:
+            return await audit.export(connection, self._table, after_seq=after_seq, limit=limit)
+
+
+# -- who may call what -------------------------------------------------------------------------
+
+
+def rpc_policy(
+    service: ServiceDescriptor, rule_of: Callable[[str], AccessRule]
+) -> dict[str, AccessRule]:
+    """An access policy with one rule per method of `service`, chosen by its name."""
+    return {
+        f"/{service.full_name}/{method.name}": rule_of(method.name) for method in service.methods
+    }
+
+
+def grpc_service(descriptor: ServiceDescriptor, add_to_server: Any, servicer: object) -> Service:
+    """`Service` for a servicer and its generated `add_..._to_server` function."""
+    # The generated `add_..._to_server` functions are typed for one servicer class each.
+    register: Callable[[grpc.aio.Server], None] = functools.partial(add_to_server, servicer)
+    return Service(descriptor.full_name, register)
+
+
+# -- keys --------------------------------------------------------------------------------------
+
+
+def configured_or_development(
+    value: SecretStr | None, parse: Callable[[str], _T], development: Callable[[], _T]
+) -> _T:
+    """The key material a setting configures, or in its absence the development one (the
+    production profile refuses to start without the setting, so that only happens there)."""
+    spec = None if value is None else value.get_secret_value()
+    return parse(spec) if spec else development()
+
+
+def identity_jwks(configured: list[dict[str, str]] | None) -> list[dict[str, str]]:
+    """The identity provider's public keys (operator and service tokens): the configured
+    ones, else the development identity ring's."""
+    if configured is not None:
+        return configured
+    return SigningKeyRing.development(DEVELOPMENT_IDENTITY_KEYS_LABEL).public_jwks()
+
+
+__all__ = [
+    "EngineAuditReader",
+    "ServiceApp",
+    "configured_or_development",
+    "dispatch_until_shutdown",
+    "grpc_service",
+    "identity_jwks",
+    "limiter_from_settings",
+    "prepared_database_url",
+    "release_all",
+    "rpc_policy",
+]
