@@ -1,0 +1,1 @@
+"""Binding: bank cards, phone and email changes, withdrawal cooling-off windows, refund holds."""

@@ -1,0 +1,1 @@
+"""Binding's use cases: one unit of work per RPC, talking to ports only."""

@@ -1,0 +1,158 @@
+"""In-memory building blocks for a service's unit-of-work fakes (its `service/fakes.py`).
+
+They keep the promises a database keeps, so a use case that passes on the fakes behaves the
+same on SQL:
+
+- `SnapshotStore`: a dataclass of dicts, lists and sets that a unit of work snapshots on entry
+  and restores on rollback; repositories hand out and store deep copies, so a change a use
+  case forgets to save is lost.
+- `FakeUnitOfWork`: `async with` opens it, `commit()` keeps what was written, leaving without
+  committing restores the snapshot; repositories call `require_open()`.
+- `FakeTransactions`: the `walletcore.transactions.Transactions` port over fresh units of
+  work: commit on return, commit-then-raise on `CommittedRefusal`, roll back otherwise, and
+  request_id replay from `store.idempotency_records` (rolled back with everything else).
+- `FakeClock`: a clock tests move by hand.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hmac
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Generic, Self, TypeVar
+
+from walletcore.errors import FieldViolation, InvalidArgument
+from walletcore.idempotency import KEY_REUSED_REASON, REQUEST_ID_FIELD, IdempotencyKey
+from walletcore.transactions import run_in
+
+FAKE_START: Final = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
+
+_T = TypeVar("_T")
+
+
+class FakeClock:
+    """A clock tests move by hand; starts at FAKE_START."""
+
+    def __init__(self, start: datetime = FAKE_START) -> None:
+        if start.utcoffset() is None:
+            raise ValueError("the clock needs a timezone-aware start")
+        self.now = start.astimezone(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, by: timedelta) -> datetime:
+        if by < timedelta(0):
+            raise ValueError("time does not run backwards")
+        self.now += by
+        return self.now
+
+    def microseconds(self) -> int:
+        """Microseconds since the epoch, for the rate limiter's clock."""
+        return int(self.now.timestamp() * 1_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    fingerprint: str
+    response: bytes
+
+
+@dataclass
+class SnapshotStore:
+    """Base of a fake store: subclasses add dict, list or set fields."""
+
+    idempotency_records: dict[tuple[str, str, str], IdempotencyRecord] = field(default_factory=dict)
+
+    def snapshot(self) -> Self:
+        return copy.deepcopy(self)
+
+    def restore(self, snapshot: Self) -> None:
+        """Puts the contents of `snapshot` back, keeping this object (tests hold it)."""
+        for store_field in dataclasses.fields(self):
+            current = getattr(self, store_field.name)
+            saved = getattr(snapshot, store_field.name)
+            if isinstance(current, list):
+                current[:] = saved
+            else:
+                current.clear()
+                current.update(saved)
+
+
+_Store = TypeVar("_Store", bound=SnapshotStore)
+
+
+class FakeUnitOfWork(Generic[_Store]):
+    def __init__(self, store: _Store) -> None:
+        self.store = store
+        self._snapshot: _Store | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._snapshot is not None
+
+    def require_open(self) -> None:
+        if self._snapshot is None:
+            raise RuntimeError("the unit of work is not open: use `async with uow:`")
+
+    async def __aenter__(self) -> Self:
+        if self._snapshot is not None:
+            raise RuntimeError("the unit of work is already open")
+        self._snapshot = self.store.snapshot()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        snapshot, self._snapshot = self._snapshot, None
+        if snapshot is not None:
+            self.store.restore(snapshot)
+
+    async def commit(self) -> None:
+        self.require_open()
+        # What follows the commit is a new transaction, rolled back unless committed too.
+        self._snapshot = self.store.snapshot()
+
+
+_Uow = TypeVar("_Uow", bound=FakeUnitOfWork[Any])
+
+
+class FakeTransactions(Generic[_Uow]):
+    """`runs` counts the units of work that ran `work` (a replayed request_id runs none)."""
+
+    def __init__(self, new_unit_of_work: Callable[[], _Uow]) -> None:
+        self._new_unit_of_work = new_unit_of_work
+        self.runs = 0
+
+    def unit_of_work(self) -> _Uow:
+        return self._new_unit_of_work()
+
+    async def run(self, work: Callable[[_Uow], Awaitable[_T]]) -> _T:
+        async with self.unit_of_work() as uow:
+            self.runs += 1
+            return await run_in(uow, work)
+
+    async def run_idempotent(
+        self, key: IdempotencyKey, work: Callable[[_Uow], Awaitable[bytes]]
+    ) -> bytes:
+        record_key = (key.scope, key.owner, key.request_id)
+        records: dict[tuple[str, str, str], IdempotencyRecord] = (
+            self.unit_of_work().store.idempotency_records
+        )
+        stored = records.get(record_key)
+        if stored is not None:
+            if not hmac.compare_digest(stored.fingerprint, key.fingerprint):
+                raise InvalidArgument(
+                    [FieldViolation(REQUEST_ID_FIELD, "was already used for another request")],
+                    "this request_id was already used for a different request",
+                    reason=KEY_REUSED_REASON,
+                )
+            return stored.response
+
+        async def recorded(uow: _Uow) -> bytes:
+            response = await work(uow)
+            uow.store.idempotency_records[record_key] = IdempotencyRecord(key.fingerprint, response)
+            return response
+
+        return await self.run(recorded)
