@@ -65,6 +65,7 @@ from walletcore.ratelimit import (
     SIGN_IN_PER_CLIENT_ADDRESS_MINUTE,
     RateLimiter,
 )
+from walletcore.ratelimit.policies import codes_sent_per_destination
 from walletcore.service_kit import (
     EngineAuditReader,
     ServiceApp,
@@ -77,7 +78,6 @@ from walletcore.service_kit import (
     release_all,
     rpc_policy,
 )
-from walletcore.ratelimit.policies import codes_sent_per_destination
 from walletcore.tokens import (
     AccessTokenVerifier,
     GrantVerifier,

@@ -20,7 +20,6 @@ from services.auth.adapters import tables
 from services.auth.adapters.repositories import CONTACT_INDEX_CONTEXT, Protection
 from services.auth.adapters.transactions import SqlTransactions
 from services.auth.adapters.uow import SqlAuthUnitOfWork
-from services.auth.bootstrap import EngineAuditReader
 from services.auth.domain.account import Account
 from services.auth.domain.contacts import Email, VerifiedContact
 from services.auth.domain.events import NO_CLIENT, Origin
@@ -33,6 +32,7 @@ from walletcore.crypto import BlindIndex
 from walletcore.db import create_engine, session_factory
 from walletcore.idempotency import IdempotencyRecords
 from walletcore.notify import NotificationOutbox
+from walletcore.service_kit import EngineAuditReader
 
 ACCOUNTS = [f"acc-{number:02d}" for number in range(24)]
 CALLS = 20
@@ -144,7 +144,7 @@ async def test_concurrent_freezes_of_overlapping_accounts_freeze_each_once(
     assert [o for o in outcomes if isinstance(o, BaseException)] == []
     assert await freezes_per_account(engine) == dict.fromkeys(named, 1)
     assert await active_sessions(engine) == len(ACCOUNTS) - len(named)
-    reader = EngineAuditReader(engine)
+    reader = EngineAuditReader(engine, tables.audit_log)
     verification = await reader.verify()
     assert verification.ok
     entries = await reader.export(after_seq=0, limit=1_000)

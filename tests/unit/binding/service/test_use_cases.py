@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -103,7 +104,7 @@ async def test_the_same_card_cannot_be_bound_to_another_account(fakes: BindingFa
     ],
 )
 async def test_refused_binds_store_and_tokenise_nothing(
-    fakes: BindingFakes, overrides: dict[str, object], reason: str
+    fakes: BindingFakes, overrides: dict[str, Any], reason: str
 ) -> None:
     with pytest.raises(DomainError) as caught:
         await bind(fakes, **overrides)
