@@ -30,7 +30,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
@@ -50,6 +50,24 @@ _HASHED_FIELDS = (
 )
 _TEXT_LIMITS = {"actor": 128, "actor_role": 64, "action": 64, "target": 256}
 _EXPORT_LIMIT_MAX = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """An admin action for a service's audit chain (references, never personal data): what a
+    service layer hands its `AuditTrail` port."""
+
+    actor: str
+    actor_role: str
+    action: str
+    target: str
+    details: dict[str, str]
+
+
+class AuditTrail(Protocol):
+    """The service layer's port to its audit chain, written in the use case's transaction."""
+
+    async def append(self, record: AuditRecord, now: datetime) -> None: ...
 
 
 def define_audit_table(metadata: sa.MetaData, name: str = "audit_log") -> sa.Table:

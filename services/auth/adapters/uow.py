@@ -35,7 +35,6 @@ from services.auth.adapters.repositories import (
 from services.auth.domain.ledger import DEFAULT_CODE_FAILURE_POLICY, CodeFailurePolicy
 from services.auth.service.ports import (
     Accounts,
-    AuditTrail,
     CodeFailureLedgers,
     FailureCounters,
     Notifier,
@@ -47,6 +46,7 @@ from services.auth.service.ports import (
     StepUpChallenges,
     UsedGrants,
 )
+from walletcore.audit import AuditTrail
 from walletcore.clock import Clock, utc_now
 from walletcore.db import UnitOfWork
 from walletcore.notify import NotificationOutbox

@@ -42,8 +42,8 @@ from services.auth.domain.events import (
 )
 from services.auth.service import timeline
 from services.auth.service.context import AuthContext, publish
-from services.auth.service.ports import AuditRecord, AuthUnitOfWork
-from walletcore.audit import AuditVerification, canonical_json
+from services.auth.service.ports import AuthUnitOfWork
+from walletcore.audit import AuditRecord, AuditVerification, canonical_json
 from walletcore.crypto import DecryptionFailed
 from walletcore.errors import (
     FailedPrecondition,

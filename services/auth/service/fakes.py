@@ -53,8 +53,6 @@ from services.auth.domain.throttling import CounterScope, FailureCounter
 from services.auth.service.context import AuthContext, AuthRules
 from services.auth.service.ports import (
     Accounts,
-    AuditRecord,
-    AuditTrail,
     AuthUnitOfWork,
     CodeFailureLedgers,
     EventPage,
@@ -69,6 +67,7 @@ from services.auth.service.ports import (
     StoredSecurityEvent,
     UsedGrants,
 )
+from walletcore.audit import AuditRecord, AuditTrail
 from walletcore.crypto import KeyRing, SecretHasher, random_numeric_code, random_token
 from walletcore.errors import AlreadyExists, FieldViolation, InvalidArgument
 from walletcore.idempotency import (

@@ -24,6 +24,7 @@ from services.auth.domain.proofs import ChallengePurpose
 from services.auth.domain.sessions import PendingSignIn, RefreshToken, Session
 from services.auth.domain.stepup import StepUpChallenge
 from services.auth.domain.throttling import CounterScope, FailureCounter
+from walletcore.audit import AuditTrail
 from walletcore.idempotency import IdempotencyKey
 
 
@@ -175,21 +176,6 @@ class UsedGrants(Protocol):
         """Records a step-up grant as used; False if it was used before (a grant is accepted
         once). Rows may be purged after `expires_at`."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class AuditRecord:
-    """An admin action for the tamper-evident audit chain (references, never personal data)."""
-
-    actor: str
-    actor_role: str
-    action: str
-    target: str
-    details: dict[str, str]
-
-
-class AuditTrail(Protocol):
-    async def append(self, record: AuditRecord, now: datetime) -> None: ...
 
 
 class Notifier(Protocol):

@@ -30,12 +30,8 @@ from services.binding.domain.contact_changes import (
 from services.binding.domain.holds import HoldWindow
 from services.binding.domain.reasons import Reason, change_not_found
 from services.binding.service.context import BindingContext
-from services.binding.service.ports import (
-    AuditRecord,
-    BindingUnitOfWork,
-    NewContact,
-    OperatorAssistance,
-)
+from services.binding.service.ports import BindingUnitOfWork, NewContact, OperatorAssistance
+from walletcore.audit import AuditRecord
 from walletcore.errors import DomainError
 from walletcore.idempotency import CommittedRefusal
 

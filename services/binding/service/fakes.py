@@ -33,8 +33,6 @@ from services.binding.domain.holds import RefundHold, WithdrawalHold
 from services.binding.domain.reasons import Reason, card_already_bound, kyc_not_approved
 from services.binding.service.context import BindingContext
 from services.binding.service.ports import (
-    AuditRecord,
-    AuditTrail,
     Cards,
     ContactChanges,
     GrantAcceptance,
@@ -44,6 +42,7 @@ from services.binding.service.ports import (
     VerificationStarted,
     WithdrawalHolds,
 )
+from walletcore.audit import AuditRecord, AuditTrail
 from walletcore.clock import Clock
 from walletcore.crypto import BlindIndex
 from walletcore.errors import (

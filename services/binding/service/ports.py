@@ -20,6 +20,7 @@ from typing import Protocol, Self
 from services.binding.domain.cards import Card, CardNumber
 from services.binding.domain.contact_changes import ContactChange, ContactKind
 from services.binding.domain.holds import RefundHold, WithdrawalHold
+from walletcore.audit import AuditTrail
 from walletcore.tokens import VerifiedGrant
 
 
@@ -91,21 +92,6 @@ class GrantAcceptance(Protocol):
         (a rolled-back action leaves it usable). PERMISSION_DENIED with GRANT_INVALID (bad
         signature, other account, purpose or object), GRANT_EXPIRED or GRANT_ALREADY_USED."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class AuditRecord:
-    """An officer's action for binding's hash-chained audit trail."""
-
-    actor: str
-    actor_role: str
-    action: str
-    target: str
-    details: dict[str, str]
-
-
-class AuditTrail(Protocol):
-    async def append(self, record: AuditRecord, now: datetime) -> None: ...
 
 
 class BindingUnitOfWork(Protocol):

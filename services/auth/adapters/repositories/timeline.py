@@ -21,8 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.auth.adapters.repositories._sql import origin_from, origin_values
 from services.auth.adapters.tables import audit_log, security_events
 from services.auth.domain.events import Actor, ActorKind, SecurityEvent, SecurityEventType
-from services.auth.service.ports import AuditRecord, EventPage, StoredSecurityEvent
+from services.auth.service.ports import EventPage, StoredSecurityEvent
 from walletcore import audit
+from walletcore.audit import AuditRecord
 from walletcore.clock import Clock
 from walletcore.crypto import DecryptionFailed, KeyRing
 from walletcore.errors import FieldViolation, InvalidArgument

@@ -10,9 +10,10 @@ from services.auth.adapters import tables
 from services.auth.adapters.repositories import PAGE_TOKEN_INVALID
 from services.auth.domain.events import Actor, Origin, SecurityEvent, SecurityEventType
 from services.auth.service.fakes import FakeClock
-from services.auth.service.ports import AuditRecord, StoredSecurityEvent
+from services.auth.service.ports import StoredSecurityEvent
 from tests.integration.auth.persistence.builders import SHANGHAI, START, NewUnitOfWork
 from walletcore import audit
+from walletcore.audit import AuditRecord
 from walletcore.errors import FieldViolation, InvalidArgument
 
 

@@ -22,9 +22,10 @@ from services.auth.domain.sessions import Session
 from services.auth.service import admin
 from services.auth.service.context import AuthContext
 from services.auth.service.fakes import FakeClock, FakeStore, FakeTransactions
-from services.auth.service.ports import AuditRecord, AuthUnitOfWork
+from services.auth.service.ports import AuthUnitOfWork
 from services.auth.service.timeline import EventsPage
 from walletcore import audit
+from walletcore.audit import AuditRecord
 from walletcore.errors import FailedPrecondition, InvalidArgument, NotFound
 
 OFFICER = "officer-7"
