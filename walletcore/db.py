@@ -24,7 +24,7 @@ aiosqlite (the embedded mode). Code written against this module behaves the same
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -251,8 +251,9 @@ class SingleStatementReads:
     """Reads of one SELECT each, outside any unit of work: the per-request checks and reads
     that change nothing, where the round trips of a transaction would be most of the cost.
 
+        STATUS = select(accounts.c.status).where(accounts.c.id == bindparam("account_id"))
         reads = SingleStatementReads(engine)
-        rows = await reads.all(select(accounts.c.status).where(accounts.c.id == account_id))
+        rows = await reads.all(STATUS, {"account_id": account_id})
 
     On PostgreSQL the statement runs in autocommit mode, one round trip: a single statement
     sees one committed state of the database (READ COMMITTED takes a snapshot per statement,
@@ -270,17 +271,23 @@ class SingleStatementReads:
             else engine
         )
 
-    async def all(self, statement: Executable) -> Sequence[Row[Any]]:
+    async def all(
+        self, statement: Executable, parameters: Mapping[str, Any] | None = None
+    ) -> Sequence[Row[Any]]:
+        """The rows of `statement` with its `bindparam`s set from `parameters`. A statement
+        built once and run with parameters skips rebuilding it and its cache key per call."""
         try:
-            return await self._run(statement)
+            return await self._run(statement, parameters)
         except DBAPIError as error:
             if not error.connection_invalidated:
                 raise
-        return await self._run(statement)
+        return await self._run(statement, parameters)
 
-    async def _run(self, statement: Executable) -> Sequence[Row[Any]]:
+    async def _run(
+        self, statement: Executable, parameters: Mapping[str, Any] | None
+    ) -> Sequence[Row[Any]]:
         async with self._engine.connect() as connection:
-            return (await connection.execute(statement)).all()
+            return (await connection.execute(statement, parameters)).all()
 
 
 def is_unique_violation(exc: BaseException) -> bool:
