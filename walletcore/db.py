@@ -19,6 +19,9 @@ aiosqlite (the embedded mode). Code written against this module behaves the same
   afford. PostgreSQL transactions run concurrently at READ COMMITTED; code that reads a row
   to decide how to change it locks the row with `lock_for_update`.
 - `is_unique_violation` recognises a unique-constraint failure on either database.
+
+Reads that every request makes and that change nothing (a per-request account check) can skip
+the unit of work: `SingleStatementReads` runs one SELECT in one round trip.
 """
 
 from __future__ import annotations
