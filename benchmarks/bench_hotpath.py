@@ -39,6 +39,8 @@ import grpc
 import grpc.aio
 from google.protobuf import wrappers_pb2
 
+from benchmarks.bench_server import METHOD, register_echo
+
 IN_FLIGHT: Final = 64
 ACCOUNTS: Final = 256
 QUICK: Final = os.environ.get("QUICK", "") not in ("", "0")
@@ -51,8 +53,6 @@ RATIO_TARGET: Final = 0.5
 P99_TARGET: Final = 3.0
 RSS_TARGET_MIB: Final = 150
 
-ECHO_SERVICE: Final = "bench.v1.Echo"
-ECHO_METHOD: Final = f"/{ECHO_SERVICE}/Echo"
 GET_ACCOUNT: Final = "/wallet.auth.v1.AuthService/GetAccount"
 GET_ACCOUNT_STATUS: Final = "/wallet.auth.v1.AccountStatusService/GetAccountStatus"
 
@@ -70,20 +70,9 @@ _ROOT: Final = Path(__file__).resolve().parent.parent
 # -- the separate processes: echo server and load generator -------------------------------------
 
 
-async def _echo(request: wrappers_pb2.StringValue, context: Any) -> wrappers_pb2.StringValue:
-    return request
-
-
 async def _serve_echo() -> None:
     server = grpc.aio.server()
-    handler = grpc.unary_unary_rpc_method_handler(
-        _echo,
-        request_deserializer=wrappers_pb2.StringValue.FromString,
-        response_serializer=wrappers_pb2.StringValue.SerializeToString,
-    )
-    server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler(ECHO_SERVICE, {"Echo": handler}),)
-    )
+    register_echo(server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     print(port, flush=True)
@@ -436,7 +425,7 @@ async def _bench() -> list[str]:
                 echo_port = int(echo.stdout.readline())
                 calls = _calls(env, await _seed(env))
                 targets = [
-                    Target(CEILING, f"127.0.0.1:{echo_port}", ECHO_METHOD, echo.pid),
+                    Target(CEILING, f"127.0.0.1:{echo_port}", METHOD, echo.pid),
                     Target(USER_READ, f"127.0.0.1:{ports['public']}", GET_ACCOUNT, auth.pid),
                     Target(
                         STATUS_READ,

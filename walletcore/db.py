@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util import greenlet_spawn
 
 # Constraint and index names derived from the columns, so Alembic autogenerate produces the
 # same names on every run and on both databases, and migrations can refer to them.
@@ -289,8 +290,15 @@ class SingleStatementReads:
     async def _run(
         self, statement: Executable, parameters: Mapping[str, Any] | None
     ) -> Sequence[Row[Any]]:
-        async with self._engine.connect() as connection:
-            return (await connection.execute(statement, parameters)).all()
+        # Checkout, statement and checkin in one switch to SQLAlchemy's synchronous core, where
+        # `async with engine.connect()` takes three: a third of the read's CPU time.
+        return await greenlet_spawn(self._run_in_greenlet, statement, parameters)
+
+    def _run_in_greenlet(
+        self, statement: Executable, parameters: Mapping[str, Any] | None
+    ) -> Sequence[Row[Any]]:
+        with self._engine.sync_engine.connect() as connection:
+            return connection.execute(statement, parameters).all()
 
 
 def is_unique_violation(exc: BaseException) -> bool:
