@@ -18,7 +18,7 @@ from typing import Any, Final
 import grpc
 import grpc.aio
 import pytest
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from tests.api.auth.harness import (
@@ -80,7 +80,7 @@ def _good_string(name: str, app: AuthTestApp) -> str:
     return values.get(name, uuid.uuid4().hex)
 
 
-def _chosen_oneof_members(descriptor: Descriptor, target: str, prefix: str) -> set[str]:
+def _chosen_oneof_members(descriptor: Any, target: str, prefix: str) -> set[str]:
     """Of each oneof, the member leading to `target`, else the first."""
     chosen = set()
     for oneof in descriptor.oneofs:
@@ -112,28 +112,30 @@ def _fill(message: Message, app: AuthTestApp, target: str, prefix: str = "") -> 
             else:
                 setattr(message, field.name, good)
             found |= path == target
-        elif field.type == FieldDescriptor.TYPE_ENUM and not field.is_repeated:
+        elif field.enum_type is not None and not field.is_repeated:
             setattr(message, field.name, field.enum_type.values[1].number)
-        elif (
-            field.type == FieldDescriptor.TYPE_MESSAGE
-            and not field.is_repeated
-            and field.message_type.full_name not in _SKIPPED_MESSAGES
-        ):
+        elif _is_walked_message(field):
             found |= _fill(getattr(message, field.name), app, target, f"{path}.")
     return found
 
 
-def string_paths(descriptor: Descriptor, prefix: str = "") -> Iterator[str]:
+def _is_walked_message(field: Any) -> bool:
+    """A singular message field other than a well-known type with no strings."""
+    message_type = field.message_type
+    return (
+        message_type is not None
+        and not field.is_repeated
+        and message_type.full_name not in _SKIPPED_MESSAGES
+    )
+
+
+def string_paths(descriptor: Any, prefix: str = "") -> Iterator[str]:
     """Every string field reachable in a request, as the field path a violation names."""
     for field in descriptor.fields:
         path = prefix + field.name
         if field.type == FieldDescriptor.TYPE_STRING:
             yield f"{path}[0]" if field.is_repeated else path
-        elif (
-            field.type == FieldDescriptor.TYPE_MESSAGE
-            and not field.is_repeated
-            and field.message_type.full_name not in _SKIPPED_MESSAGES
-        ):
+        elif _is_walked_message(field):
             yield from string_paths(field.message_type, f"{path}.")
 
 
