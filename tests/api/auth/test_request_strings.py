@@ -267,3 +267,23 @@ async def test_a_refused_freeze_leaves_the_account_as_it_was(auth_app: AuthTestA
 
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert account.account.status == types_pb2.ACCOUNT_STATUS_ACTIVE
+
+
+async def test_a_lone_surrogate_cannot_arrive_and_its_bytes_are_refused_as_malformed(
+    auth_app: AuthTestApp,
+) -> None:
+    # A client cannot encode a lone surrogate as UTF-8; raw bytes that spell one (CESU-style
+    # ED A0 80) are not a valid protobuf string, and the server refuses the whole message.
+    raw = auth_app.channels["public"].unary_unary(
+        "/wallet.auth.v1.AuthService/RefreshSession",
+        request_serializer=lambda data: data,
+        response_deserializer=pb.RefreshSessionResponse.FromString,
+    )
+    request_id_field = b"\x0a\x01r"
+    refresh_token_field = b"\x12\x07\xed\xa0\x80.abc"
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await raw(request_id_field + refresh_token_field)
+
+    details = error_details(refused.value)
+    assert (details.code, details.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED_REQUEST")
