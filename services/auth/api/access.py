@@ -14,7 +14,9 @@ from typing import Any
 import grpc.aio
 
 from services.auth.api.convert import (
+    bearer_secret_from,
     client_context,
+    code_from,
     contact_from,
     enum_to_proto,
     id_from,
@@ -24,6 +26,7 @@ from services.auth.api.convert import (
     origin_of,
     page_of,
     page_response,
+    password_from,
     second_factor_from,
     security_event_to_proto,
     security_event_types_from,
@@ -54,12 +57,13 @@ class AccessRpcs:
     async def StartRegistration(
         self, request: pb.StartRegistrationRequest, context: Context
     ) -> pb.StartRegistrationResponse:
+        password = password_from(request.password, "password")
         contact = contact_from(request.contact, "contact")
         origin = origin_of()
 
         async def work(uow: AuthUnitOfWork) -> bytes:
             started = await registration.start_registration(
-                uow, self.ctx, password=request.password, contact=contact, origin=origin
+                uow, self.ctx, password=password, contact=contact, origin=origin
             )
             return pb.StartRegistrationResponse(
                 registration_id=started.registration_id,
@@ -72,11 +76,12 @@ class AccessRpcs:
         self, request: pb.CompleteRegistrationRequest, context: Context
     ) -> pb.CompleteRegistrationResponse:
         registration_id = id_from(request.registration_id, "registration_id")
+        code = code_from(request.code)
         origin = origin_of(request.client)
 
         async def work(uow: AuthUnitOfWork) -> bytes:
             registered = await registration.complete_registration(
-                uow, self.ctx, registration_id=registration_id, code=request.code, origin=origin
+                uow, self.ctx, registration_id=registration_id, code=code, origin=origin
             )
             return pb.CompleteRegistrationResponse(
                 account_id=registered.account_id, tokens=_token_pair(registered.tokens)
@@ -86,13 +91,12 @@ class AccessRpcs:
 
     async def SignIn(self, request: pb.SignInRequest, context: Context) -> pb.SignInResponse:
         identifier = contact_from(request.identifier, "identifier")
-        if not request.password:
-            raise InvalidArgument.field("password", "is required")
+        password = password_from(request.password, "password")
         origin = origin_of(request.client)
 
         async def work(uow: AuthUnitOfWork) -> bytes:
             result = await signin.sign_in(
-                uow, self.ctx, identifier=identifier, password=request.password, origin=origin
+                uow, self.ctx, identifier=identifier, password=password, origin=origin
             )
             return _sign_in_response(result).SerializeToString()
 
@@ -101,8 +105,7 @@ class AccessRpcs:
     async def CompleteSignIn(
         self, request: pb.CompleteSignInRequest, context: Context
     ) -> pb.CompleteSignInResponse:
-        if not request.ticket:
-            raise InvalidArgument.field("ticket", "is required")
+        ticket = bearer_secret_from(request.ticket, "ticket")
         code = second_factor_from(request.second_factor)
         if code is None:
             raise InvalidArgument.field("second_factor", "needs a TOTP or a recovery code")
@@ -113,7 +116,7 @@ class AccessRpcs:
             tokens = await signin.complete_sign_in(
                 uow,
                 self.ctx,
-                ticket=request.ticket,
+                ticket=ticket,
                 totp_code=code.code if is_totp else None,
                 recovery_code=None if is_totp else code.code,
                 origin=origin,
@@ -125,13 +128,12 @@ class AccessRpcs:
     async def RefreshSession(
         self, request: pb.RefreshSessionRequest, context: Context
     ) -> pb.RefreshSessionResponse:
-        if not request.refresh_token:
-            raise InvalidArgument.field("refresh_token", "is required")
+        refresh_token = bearer_secret_from(request.refresh_token, "refresh_token")
         origin = origin_of()
 
         async def work(uow: AuthUnitOfWork) -> bytes:
             tokens = await sessions.refresh_session(
-                uow, self.ctx, refresh_token=request.refresh_token, origin=origin
+                uow, self.ctx, refresh_token=refresh_token, origin=origin
             )
             return pb.RefreshSessionResponse(tokens=_token_pair(tokens)).SerializeToString()
 
@@ -222,6 +224,7 @@ class AccessRpcs:
     ) -> pb.VerifyContactResponse:
         caller = current_caller()
         verification_id = id_from(request.verification_id, "verification_id")
+        code = code_from(request.code)
         origin = origin_of()
 
         async def work(uow: AuthUnitOfWork) -> bytes:
@@ -230,7 +233,7 @@ class AccessRpcs:
                 self.ctx,
                 account_id=caller.subject,
                 verification_id=verification_id,
-                code=request.code,
+                code=code,
                 origin=origin,
             )
             return pb.VerifyContactResponse(contact=masked_contact(verified)).SerializeToString()

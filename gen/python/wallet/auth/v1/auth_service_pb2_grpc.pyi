@@ -37,7 +37,10 @@ class AuthServiceStub:
     Errors follow the google.rpc richer error model: a canonical status code with an ErrorInfo
     whose `reason` is a stable UPPER_SNAKE_CASE word (listed per RPC below) and whose `domain`
     names the service; bad input also carries BadRequest field violations (reason
-    INVALID_ARGUMENT unless the RPC names a more precise one); rate limits answer
+    INVALID_ARGUMENT unless the RPC names a more precise one): a string field holding NUL or
+    another control character or longer than the field allows, and an id or token not spelled as
+    auth issues them (a malformed refresh token or ticket among them), fail so, naming the field,
+    before anything is looked up or written. Rate limits answer
     RESOURCE_EXHAUSTED / RATE_LIMITED with RetryInfo and QuotaFailure, and UNAVAILABLE when the
     limiter cannot be reached (security RPCs fail closed). Every RPC may also return
     UNAUTHENTICATED with TOKEN_INVALID, TOKEN_EXPIRED or SESSION_REVOKED, and
@@ -196,7 +199,10 @@ class AuthServiceAsyncStub(AuthServiceStub):
     Errors follow the google.rpc richer error model: a canonical status code with an ErrorInfo
     whose `reason` is a stable UPPER_SNAKE_CASE word (listed per RPC below) and whose `domain`
     names the service; bad input also carries BadRequest field violations (reason
-    INVALID_ARGUMENT unless the RPC names a more precise one); rate limits answer
+    INVALID_ARGUMENT unless the RPC names a more precise one): a string field holding NUL or
+    another control character or longer than the field allows, and an id or token not spelled as
+    auth issues them (a malformed refresh token or ticket among them), fail so, naming the field,
+    before anything is looked up or written. Rate limits answer
     RESOURCE_EXHAUSTED / RATE_LIMITED with RetryInfo and QuotaFailure, and UNAVAILABLE when the
     limiter cannot be reached (security RPCs fail closed). Every RPC may also return
     UNAUTHENTICATED with TOKEN_INVALID, TOKEN_EXPIRED or SESSION_REVOKED, and
@@ -351,7 +357,10 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     Errors follow the google.rpc richer error model: a canonical status code with an ErrorInfo
     whose `reason` is a stable UPPER_SNAKE_CASE word (listed per RPC below) and whose `domain`
     names the service; bad input also carries BadRequest field violations (reason
-    INVALID_ARGUMENT unless the RPC names a more precise one); rate limits answer
+    INVALID_ARGUMENT unless the RPC names a more precise one): a string field holding NUL or
+    another control character or longer than the field allows, and an id or token not spelled as
+    auth issues them (a malformed refresh token or ticket among them), fail so, naming the field,
+    before anything is looked up or written. Rate limits answer
     RESOURCE_EXHAUSTED / RATE_LIMITED with RetryInfo and QuotaFailure, and UNAVAILABLE when the
     limiter cannot be reached (security RPCs fail closed). Every RPC may also return
     UNAUTHENTICATED with TOKEN_INVALID, TOKEN_EXPIRED or SESSION_REVOKED, and
