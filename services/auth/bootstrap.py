@@ -55,7 +55,7 @@ from walletcore.errors import InvalidArgument
 from walletcore.grpc.access import AUTHENTICATED, PUBLIC, AccessRule, require_roles
 from walletcore.grpc.interceptors import RateRule, by_client_address
 from walletcore.grpc.server import BackgroundTask, Port, PortKind, ServiceServer
-from walletcore.idempotency import IdempotencyRecords
+from walletcore.idempotency import IdempotencyRecords, RetentionPurge
 from walletcore.identity import Caller, OperatorRole
 from walletcore.keys import development_keys, parse_key_spec
 from walletcore.notify import NotificationOutbox, Transports, transports_from_settings
@@ -76,7 +76,9 @@ from walletcore.service_kit import (
     limiter_from_settings,
     prepared_database_url,
     release_all,
+    request_fingerprints,
     rpc_policy,
+    run_until_shutdown,
 )
 from walletcore.tokens import (
     AccessTokenVerifier,
@@ -133,6 +135,7 @@ class AuthKeys:
     secrets: SecretHasher
     contact_index: BlindIndex
     rate_limit_subjects: bytes
+    request_fingerprints: BlindIndex
     identity_jwks: list[dict[str, str]]
 
     @classmethod
@@ -162,6 +165,7 @@ class AuthKeys:
                 lambda spec: parse_key_spec(spec)[0].secret,
                 lambda: development_keys(DEVELOPMENT_RATE_LIMIT_KEY_LABEL)[0].secret,
             ),
+            request_fingerprints=request_fingerprints(settings.idempotency_keys),
             identity_jwks=identity_jwks(settings.identity_keys_jwks),
         )
 
@@ -250,6 +254,12 @@ def build(
     keys = AuthKeys.from_settings(settings)
     engine = create_engine(prepared_database_url(settings.database_url))
     sessions = session_factory(engine)
+    idempotency = IdempotencyRecords(
+        idempotency_records,
+        fingerprints=keys.request_fingerprints,
+        clock=clock,
+        key_ring=keys.encryption,
+    )
     limiter = limiter_from_settings(
         settings, namespace=settings.rate_limit_namespace, subject_key=keys.rate_limit_subjects
     )
@@ -280,22 +290,32 @@ def build(
             clock=clock,
             code_failure_policy=rules.code_failure_policy,
         ),
-        IdempotencyRecords(idempotency_records, clock=clock, key_ring=keys.encryption),
+        idempotency,
     )
     transports = (
         transports if transports is not None else transports_from_settings(settings.notifier)
     )
     dispatcher = OutboxDispatcher(engine, outbox, notifications.handlers(transports), clock=clock)
 
+    purge = RetentionPurge(
+        idempotency, sessions, interval_seconds=settings.idempotency_purge_interval_seconds
+    )
+
     async def dispatch() -> None:
         await dispatch_until_shutdown(dispatcher, server, settings.outbox_poll_seconds)
+
+    async def purge_expired_requests() -> None:
+        await run_until_shutdown(server, purge.run_forever)
 
     server = ServiceServer(
         settings,
         _ports(settings, keys, ctx, tx, engine, clock),
         limiter,
         logger,
-        [BackgroundTask("outbox-dispatcher", dispatch)],
+        [
+            BackgroundTask("outbox-dispatcher", dispatch),
+            BackgroundTask("idempotency-purge", purge_expired_requests),
+        ],
     )
     return AuthApp(
         settings=settings,
