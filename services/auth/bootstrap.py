@@ -9,8 +9,9 @@ Who may call what:
 
 - public port: the signed-out RPCs (registration, sign-in, refresh, reset, self-freeze) are
   PUBLIC, every other AuthService RPC needs a user's access token of a live session of an
-  active account (`ActiveSessionVerifier`). SignIn is rate-limited per client address and per
-  identifier by the server's interceptor.
+  active account (`ActiveSessionVerifier`). SignIn is rate-limited per client address by the
+  server's interceptor, and per identifier or per device token by the use case (only it can
+  tell whether a device token belongs to the identifier's account).
 - admin port: security officers' operator tokens, for every AccountAdminService RPC.
 - internal port: service tokens of kyc, binding and refund; the contact change is binding's
   alone (a service's name is its role).
@@ -22,7 +23,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Final
+from typing import ClassVar, Final
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -33,10 +34,8 @@ from services.auth.adapters.transactions import SqlTransactions
 from services.auth.adapters.uow import SqlAuthUnitOfWork
 from services.auth.api.admin import AccountAdminServicer
 from services.auth.api.auth_service import AuthServicer
-from services.auth.api.convert import contact_from
 from services.auth.api.status import AccountStatusServicer
 from services.auth.domain.passwords import PasswordPolicy
-from services.auth.service.codes import destination_subject
 from services.auth.service.context import AuthContext, AuthRules
 from services.auth.settings import AuthSettings
 from services.auth.verifiers import ActiveSessionVerifier
@@ -51,17 +50,15 @@ from wallet.auth.v1 import (
 from walletcore.clock import Clock, utc_now
 from walletcore.crypto import BlindIndex, KeyRing, SecretHasher, random_numeric_code, random_token
 from walletcore.db import create_engine, session_factory
-from walletcore.errors import InvalidArgument
 from walletcore.grpc.access import AUTHENTICATED, PUBLIC, AccessRule, require_roles
 from walletcore.grpc.interceptors import RateRule, by_client_address
 from walletcore.grpc.server import BackgroundTask, Port, PortKind, ServiceServer
 from walletcore.idempotency import IdempotencyRecords, RetentionPurge
-from walletcore.identity import Caller, OperatorRole
+from walletcore.identity import OperatorRole
 from walletcore.keys import development_keys, parse_key_spec
 from walletcore.notify import NotificationOutbox, Transports, transports_from_settings
 from walletcore.outbox import OutboxDispatcher
 from walletcore.ratelimit import (
-    SIGN_IN_PER_ACCOUNT_MINUTE,
     SIGN_IN_PER_CLIENT_ADDRESS_MINUTE,
     RateLimiter,
 )
@@ -92,6 +89,8 @@ from walletcore.tokens import (
 
 MIGRATIONS_DIR: Final = Path(__file__).resolve().parent / "migrations"
 SECRET_HASH_CONTEXT: Final = "auth.secrets"  # noqa: S105 (a key-derivation label)
+# The device tokens' MAC key is derived from AUTH_HASH_KEYS under a context of its own.
+DEVICE_TOKEN_CONTEXT: Final = "auth.device_tokens"  # noqa: S105 (a key-derivation label)
 SERVICE_AUDIENCE: Final = "auth"
 STATUS_CALLERS: Final = ("kyc", "binding", "refund")
 CONTACT_CHANGE_CALLER: Final = "binding"
@@ -133,6 +132,7 @@ class AuthKeys:
     encryption: KeyRing
     signing: SigningKeyRing
     secrets: SecretHasher
+    device_tokens: SecretHasher
     contact_index: BlindIndex
     rate_limit_subjects: bytes
     request_fingerprints: BlindIndex
@@ -154,6 +154,11 @@ class AuthKeys:
                 settings.hash_keys,
                 lambda spec: SecretHasher.from_spec(spec, context=SECRET_HASH_CONTEXT),
                 lambda: SecretHasher.development(context=SECRET_HASH_CONTEXT),
+            ),
+            device_tokens=configured_or_development(
+                settings.hash_keys,
+                lambda spec: SecretHasher.from_spec(spec, context=DEVICE_TOKEN_CONTEXT),
+                lambda: SecretHasher.development(context=DEVICE_TOKEN_CONTEXT),
             ),
             contact_index=configured_or_development(
                 settings.contact_index_keys,
@@ -192,20 +197,12 @@ def internal_policy() -> dict[str, AccessRule]:
     )
 
 
-def by_identifier(request: Any, caller: Caller, address: str) -> str | None:
-    """The normalised identifier a SignIn names; None for a malformed one, which the RPC
-    itself refuses (the per-address limit still counts it)."""
-    try:
-        return destination_subject(contact_from(request.identifier, "identifier"))
-    except InvalidArgument:
-        return None
-
-
 def sign_in_rate_rules() -> dict[str, list[RateRule]]:
+    """Per client address, before anything else. The per-identifier limit is the use case's
+    (`service.signin`): a valid device token moves the attempt to the token's own limit."""
     return {
         f"/{AUTH_SERVICE.full_name}/SignIn": [
             RateRule(SIGN_IN_PER_CLIENT_ADDRESS_MINUTE, by_client_address),
-            RateRule(SIGN_IN_PER_ACCOUNT_MINUTE, by_identifier),
         ]
     }
 
@@ -278,6 +275,7 @@ def build(
         tokens=TokenIssuer(settings.issuer, keys.signing, clock),
         grants=GrantVerifier(own_keys, settings.issuer, clock=clock),
         limiter=limiter,
+        device_tokens=keys.device_tokens,
         rules=rules,
     )
     notifications = NotificationOutbox(outbox, keys.encryption, clock=clock)

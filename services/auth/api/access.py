@@ -91,10 +91,15 @@ class AccessRpcs:
         origin = origin_of(request.client)
 
         async def work(uow: AuthUnitOfWork) -> bytes:
-            result = await signin.sign_in(
-                uow, self.ctx, identifier=identifier, password=request.password, origin=origin
+            answer = await signin.sign_in(
+                uow,
+                self.ctx,
+                identifier=identifier,
+                password=request.password,
+                origin=origin,
+                device_token=request.device_token,
             )
-            return _sign_in_response(result).SerializeToString()
+            return _sign_in_response(answer).SerializeToString()
 
         return await idempotent(self.tx, request, pb.SignInResponse, work)
 
@@ -280,10 +285,12 @@ def _token_pair(tokens: TokenPair) -> types_pb2.TokenPair:
     )
 
 
-def _sign_in_response(result: signin.SignInResult) -> pb.SignInResponse:
+def _sign_in_response(answer: signin.SignInAnswer) -> pb.SignInResponse:
+    result = answer.outcome
     if isinstance(result, TokenPair):
-        return pb.SignInResponse(tokens=_token_pair(result))
+        return pb.SignInResponse(tokens=_token_pair(result), device_token=answer.device_token)
     return pb.SignInResponse(
+        device_token=answer.device_token,
         second_factor_required=types_pb2.PendingSecondFactor(
             ticket=result.ticket,
             expires_at=timestamp(result.expires_at),
@@ -291,7 +298,7 @@ def _sign_in_response(result: signin.SignInResult) -> pb.SignInResponse:
                 enum_to_proto(types_pb2.SecondFactorMethod, method)
                 for method in result.allowed_methods
             ],
-        )
+        ),
     )
 
 

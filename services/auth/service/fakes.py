@@ -611,6 +611,7 @@ def fake_context(clock: FakeClock | None = None, **overrides: Any) -> AuthContex
         "tokens": TokenIssuer(FAKE_ISSUER, signing_ring, clock),
         "grants": GrantVerifier(StaticKeySet(signing_ring.public_jwks()), FAKE_ISSUER, clock=clock),
         "limiter": InMemoryRateLimiter(clock=clock.microseconds),
+        "device_tokens": SecretHasher.development(context="auth.device_tokens"),
         "rules": AuthRules(),
     }
     unknown = set(overrides) - set(fields)
