@@ -10,6 +10,7 @@ from walletcore.ratelimit.policies import (
     SIGN_IN_PER_ACCOUNT_MINUTE,
     SIGN_IN_PER_CLIENT_ADDRESS_MINUTE,
     SIGN_IN_PER_DEVICE_TOKEN_MINUTE,
+    SIGN_IN_PER_KNOWN_ADDRESS_MINUTE,
 )
 from walletcore.ratelimit.redis import RedisRateLimiter
 
@@ -20,6 +21,7 @@ __all__ = [
     "SIGN_IN_PER_ACCOUNT_MINUTE",
     "SIGN_IN_PER_CLIENT_ADDRESS_MINUTE",
     "SIGN_IN_PER_DEVICE_TOKEN_MINUTE",
+    "SIGN_IN_PER_KNOWN_ADDRESS_MINUTE",
     "Decision",
     "Hit",
     "InMemoryRateLimiter",

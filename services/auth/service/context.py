@@ -29,6 +29,7 @@ from walletcore.ratelimit.policies import (
     CODES_SENT_PER_DESTINATION_MINUTE,
     SIGN_IN_PER_ACCOUNT_MINUTE,
     SIGN_IN_PER_DEVICE_TOKEN_MINUTE,
+    SIGN_IN_PER_KNOWN_ADDRESS_MINUTE,
 )
 from walletcore.tokens import GrantVerifier, TokenIssuer
 
@@ -52,6 +53,8 @@ class AuthRules:
     """Sign-in attempts per identifier, for attempts without a valid device token."""
     sign_in_per_device_token: Policy = SIGN_IN_PER_DEVICE_TOKEN_MINUTE
     """Sign-in attempts per device token, instead of the identifier's, for a valid one."""
+    sign_in_per_known_address: Policy = SIGN_IN_PER_KNOWN_ADDRESS_MINUTE
+    """Sign-in attempts per (account, address) pair that signed in before, without a token."""
     device_token_lifetime: timedelta = DEVICE_TOKEN_LIFETIME
 
 

@@ -13,9 +13,11 @@ Device tokens (`domain.device_tokens`, docs/decisions/sign-in-device-tokens.md):
 password earns the device a signed token of the account. An attempt presenting a valid token
 of the account its identifier names is charged on the token's own rate limit instead of the
 identifier's, and the token takes the address's place in the throttle's pair; anything else
-(no token, a forged or expired one, another account's) is charged on the identifier, exactly
-as if no token had been sent. So a stranger who keeps the identifier's limit exhausted keeps
-refusing strangers, not the owner's devices.
+(no token, a forged or expired one, another account's) is ignored, exactly as if no token had
+been sent. Without a valid token, an address the account signed in from before (a known
+pair) is charged on its own limit, and any other attempt on the identifier's. So a stranger
+who keeps the identifier's limit exhausted keeps refusing strangers, not the owner's devices
+and addresses.
 """
 
 from __future__ import annotations
@@ -88,8 +90,8 @@ async def sign_in(
     subject = account.id if account is not None else _unknown_subject(ctx, identifier)
     now = ctx.clock()
     device = _device_of(ctx, account, device_token, now)
-    await _charge_attempt(ctx, identifier, device)
     counters = await _load_counters(uow, subject, origin.client_address or _UNKNOWN_ADDRESS, device)
+    await _charge_attempt(ctx, identifier, device, counters, now)
     ctx.rules.throttle.decide(counters, now).raise_if_refused()
     if account is None:
         await ctx.passwords.dummy_verify()
@@ -165,12 +167,19 @@ def _device_of(
 
 
 async def _charge_attempt(
-    ctx: AuthContext, identifier: Contact, device: DeviceToken | None
+    ctx: AuthContext,
+    identifier: Contact,
+    device: DeviceToken | None,
+    counters: SignInCounters,
+    now: datetime,
 ) -> None:
-    """One attempt on the device token's limit, or else on the identifier's (keyed like the
-    code limits, by the normalised identifier, whether or not an account has it)."""
+    """One attempt on the limit of what vouches for the caller: the device token, else an
+    address the account signed in from before (its known pair), else the identifier (keyed
+    like the code limits, by the normalised identifier, whether or not an account has it)."""
     if device is not None:
         hit = Hit(ctx.rules.sign_in_per_device_token, device.token_id)
+    elif counters.pair.is_known_pair(now):
+        hit = Hit(ctx.rules.sign_in_per_known_address, counters.pair.key)
     else:
         hit = Hit(ctx.rules.sign_in_per_identifier, destination_subject(identifier))
     await enforce(ctx.limiter, [hit])
