@@ -28,6 +28,7 @@ from tests.api.auth.conftest import (
     StartAuth,
     request_id,
 )
+from tests.support.device_tokens import tampered_device_tokens
 from wallet.auth.v1 import auth_service_pb2 as pb
 from wallet.common.v1 import contact_pb2
 from walletcore.clock import utc_now
@@ -157,21 +158,6 @@ async def test_without_a_token_the_owner_passes_from_a_known_address_only(
     )
 
 
-def forged_from(device_token: str) -> list[str]:
-    """Tokens a stranger could make from one they saw or invented: another signature, another
-    account id in a signed token, another expiry, and plain garbage."""
-    version, account_id, token_id, expiry, signature = device_token.split(".")
-    kid, _, mac = signature.partition(":")
-    flipped = ("0" if mac[0] != "0" else "1") + mac[1:]
-    return [
-        f"{version}.{account_id}.{token_id}.{expiry}.{kid}:{flipped}",
-        f"{version}.{'f' * len(account_id)}.{token_id}.{expiry}.{signature}",
-        f"{version}.{account_id}.{token_id}.{int(expiry) + 86400}.{signature}",
-        "v1.garbage",
-        "x" * 300,
-    ]
-
-
 async def test_a_forged_device_token_or_another_accounts_is_treated_as_none(
     app: AuthTestApp,
 ) -> None:
@@ -185,7 +171,7 @@ async def test_a_forged_device_token_or_another_accounts_is_treated_as_none(
     await flood(app, owner.contact)
     refusals = [
         await refused(app, owner.contact, device_token=token, metadata=OWNER_ELSEWHERE)
-        for token in [*forged_from(owner_token), strangers_own_token]
+        for token in [*tampered_device_tokens(owner_token), strangers_own_token]
     ]
     owner_with_token = await sign_in(
         app, owner.contact, device_token=owner_token, metadata=OWNER_ELSEWHERE

@@ -13,6 +13,7 @@ from services.auth.domain.device_tokens import (
     read_device_token,
 )
 from services.auth.domain.throttling import FailureCounter, SignInCounters, SignInThrottle
+from tests.support.device_tokens import tampered_device_tokens
 from walletcore.crypto import SecretHasher
 from walletcore.keys import generate_key
 
@@ -53,28 +54,12 @@ def test_a_renewed_token_keeps_its_id_and_gets_a_new_expiry(now: datetime) -> No
     assert renewed.expires_at == (later + DEVICE_TOKEN_LIFETIME).replace(microsecond=0)
 
 
-def tampered(text: str) -> list[str]:
-    version, account_id, token_id, expiry, signature = text.split(".")
-    kid, _, mac = signature.partition(":")
-    other_mac = ("0" if mac[0] != "0" else "1") + mac[1:]
-    return [
-        f"{version}.{account_id}.{token_id}.{expiry}.{kid}:{other_mac}",
-        f"{version}.{'f' * len(account_id)}.{token_id}.{expiry}.{signature}",
-        f"{version}.{account_id}.{token_id[::-1]}.{expiry}.{signature}",
-        f"{version}.{account_id}.{token_id}.{int(expiry) + 1}.{signature}",
-        f"v2.{account_id}.{token_id}.{expiry}.{signature}",
-        f"{version}.{account_id}.{token_id}.{expiry}",
-        text + ".extra",
-        text.replace(".", "\x00", 1),
-        "",
-        "x" * (MAX_DEVICE_TOKEN_LENGTH + 1),
-    ]
-
-
 def test_a_tampered_malformed_or_empty_token_reads_as_none(
     hasher: SecretHasher, now: datetime
 ) -> None:
-    for text in tampered(issued(now).signed(hasher)):
+    for text in tampered_device_tokens(
+        issued(now).signed(hasher), max_length=MAX_DEVICE_TOKEN_LENGTH
+    ):
         assert read_device_token(text, hasher, now) is None, text
 
 
