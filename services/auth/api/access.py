@@ -18,6 +18,7 @@ from services.auth.api.convert import (
     client_context,
     code_from,
     contact_from,
+    device_token_from,
     enum_to_proto,
     id_from,
     idempotent,
@@ -92,13 +93,19 @@ class AccessRpcs:
     async def SignIn(self, request: pb.SignInRequest, context: Context) -> pb.SignInResponse:
         identifier = contact_from(request.identifier, "identifier")
         password = password_from(request.password, "password")
+        device_token = device_token_from(request.device_token)
         origin = origin_of(request.client)
 
         async def work(uow: AuthUnitOfWork) -> bytes:
-            result = await signin.sign_in(
-                uow, self.ctx, identifier=identifier, password=password, origin=origin
+            answer = await signin.sign_in(
+                uow,
+                self.ctx,
+                identifier=identifier,
+                password=password,
+                origin=origin,
+                device_token=device_token,
             )
-            return _sign_in_response(result).SerializeToString()
+            return _sign_in_response(answer).SerializeToString()
 
         return await idempotent(self.tx, request, pb.SignInResponse, work)
 
@@ -283,10 +290,12 @@ def _token_pair(tokens: TokenPair) -> types_pb2.TokenPair:
     )
 
 
-def _sign_in_response(result: signin.SignInResult) -> pb.SignInResponse:
+def _sign_in_response(answer: signin.SignInAnswer) -> pb.SignInResponse:
+    result = answer.outcome
     if isinstance(result, TokenPair):
-        return pb.SignInResponse(tokens=_token_pair(result))
+        return pb.SignInResponse(tokens=_token_pair(result), device_token=answer.device_token)
     return pb.SignInResponse(
+        device_token=answer.device_token,
         second_factor_required=types_pb2.PendingSecondFactor(
             ticket=result.ticket,
             expires_at=timestamp(result.expires_at),
@@ -294,7 +303,7 @@ def _sign_in_response(result: signin.SignInResult) -> pb.SignInResponse:
                 enum_to_proto(types_pb2.SecondFactorMethod, method)
                 for method in result.allowed_methods
             ],
-        )
+        ),
     )
 
 

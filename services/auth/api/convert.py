@@ -27,6 +27,7 @@ from services.auth.domain.contacts import (
     Phone,
     VerifiedContact,
 )
+from services.auth.domain.device_tokens import MAX_DEVICE_TOKEN_LENGTH
 from services.auth.domain.events import (
     Actor,
     ActorKind,
@@ -404,6 +405,12 @@ def code_from(raw: str, field: str = "code") -> str:
 def password_from(raw: str, field: str) -> str:
     """A password as typed (required); the domain's policy judges it where one is set."""
     return checked_text(raw, field, max_length=MAX_RAW_PASSWORD_LENGTH, required=True)
+
+
+def device_token_from(raw: str, field: str = "device_token") -> str:
+    """A device token as the client kept it (optional). Only its spelling is checked here: a
+    well-spelled token that auth did not sign, or that has expired, counts as no token."""
+    return checked_text(raw, field, max_length=MAX_DEVICE_TOKEN_LENGTH)
 
 
 def reason_from(raw: str, field: str = "reason") -> str:

@@ -73,6 +73,11 @@ class AuthServiceStub:
     SignIn: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.SignInRequest, _auth_service_pb2.SignInResponse]
     """Signed out. Checks the password; returns tokens, or a pending-login ticket when the
     account has TOTP. Unknown identifiers and wrong passwords get the same answer.
+    Rate limits: attempts are limited per client address, and per identifier unless the
+    request presents a valid `device_token` of the account or comes from an address the
+    account signed in from before, each limited on its own: a stranger exhausting an
+    identifier's limit does not stop a device or an address that signed in before. A device
+    token's wrong passwords lock that token (SIGN_IN_THROTTLED) like an address.
     Errors: UNAUTHENTICATED / CREDENTIALS_INVALID, RESOURCE_EXHAUSTED / SIGN_IN_THROTTLED
     (growing delays and temporary locks, with RetryInfo), RESOURCE_EXHAUSTED / RATE_LIMITED,
     FAILED_PRECONDITION / ACCOUNT_FROZEN (only after a correct password).
@@ -232,6 +237,11 @@ class AuthServiceAsyncStub(AuthServiceStub):
     SignIn: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.SignInRequest, _auth_service_pb2.SignInResponse]  # type: ignore[assignment]
     """Signed out. Checks the password; returns tokens, or a pending-login ticket when the
     account has TOTP. Unknown identifiers and wrong passwords get the same answer.
+    Rate limits: attempts are limited per client address, and per identifier unless the
+    request presents a valid `device_token` of the account or comes from an address the
+    account signed in from before, each limited on its own: a stranger exhausting an
+    identifier's limit does not stop a device or an address that signed in before. A device
+    token's wrong passwords lock that token (SIGN_IN_THROTTLED) like an address.
     Errors: UNAUTHENTICATED / CREDENTIALS_INVALID, RESOURCE_EXHAUSTED / SIGN_IN_THROTTLED
     (growing delays and temporary locks, with RetryInfo), RESOURCE_EXHAUSTED / RATE_LIMITED,
     FAILED_PRECONDITION / ACCOUNT_FROZEN (only after a correct password).
@@ -406,6 +416,11 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_auth_service_pb2.SignInResponse, _abc.Awaitable[_auth_service_pb2.SignInResponse]]:
         """Signed out. Checks the password; returns tokens, or a pending-login ticket when the
         account has TOTP. Unknown identifiers and wrong passwords get the same answer.
+        Rate limits: attempts are limited per client address, and per identifier unless the
+        request presents a valid `device_token` of the account or comes from an address the
+        account signed in from before, each limited on its own: a stranger exhausting an
+        identifier's limit does not stop a device or an address that signed in before. A device
+        token's wrong passwords lock that token (SIGN_IN_THROTTLED) like an address.
         Errors: UNAUTHENTICATED / CREDENTIALS_INVALID, RESOURCE_EXHAUSTED / SIGN_IN_THROTTLED
         (growing delays and temporary locks, with RetryInfo), RESOURCE_EXHAUSTED / RATE_LIMITED,
         FAILED_PRECONDITION / ACCOUNT_FROZEN (only after a correct password).
