@@ -26,7 +26,11 @@ CODES_SENT_PER_DESTINATION_DAY = Policy("codes_sent_per_destination_day", 10, _D
 """Ten codes a day to one destination: bounds SMS cost (SMS pumping) and message bombing."""
 
 CODE_CHECKS_PER_ACCOUNT_HOUR = Policy("code_checks_per_account_hour", 20, _HOUR)
-"""Twenty code checks an hour per account, across codes: a new code buys no new guesses."""
+"""Twenty code checks an hour per account, across codes: a new code buys no new guesses.
+
+A service may count each kind of code apart (auth does: a stranger's checks of reset codes
+must not use up the owner's self-freeze or second-factor checks), so the subject names the
+account and the kind of code."""
 
 SIGN_IN_PER_CLIENT_ADDRESS_MINUTE = Policy("sign_in_per_client_address_minute", 30, _MINUTE)
 """Thirty sign-ins a minute from one client address: slows credential stuffing from one host."""

@@ -46,6 +46,16 @@ class AuthServiceStub:
     FAILED_PRECONDITION / ACCOUNT_FROZEN for a frozen account. Messages never contain secrets,
     codes or full contacts.
 
+    Codes: each SMS or email code allows 5 wrong tries. Wrong codes are also counted per account
+    (or per destination) and per kind of code: each purpose of a sent code, TOTP enrolment, and
+    the second factor (TOTP and recovery codes, whatever they prove). Past 10 wrong codes of one
+    kind in an hour, checks of that kind answer RESOURCE_EXHAUSTED / RATE_LIMITED for an hour,
+    and code checks are limited to 20 an hour per kind. So wrong codes on resets or self-freezes
+    a stranger started never stop the owner's second factor; and the first try of every
+    self-freeze code is always checked, so they never stop the owner from freezing either.
+    A TOTP code already accepted (or one of an earlier step) and a recovery code already used
+    are answered exactly as a wrong code, and counted and recorded as one.
+
     Idempotency: every mutating request has `request_id` (field 1). A retry with the same id and
     the same body returns the first answer and changes nothing more; the same id with another
     body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. Ids are scoped to the caller and the
@@ -191,6 +201,16 @@ class AuthServiceServicer:
     FAILED_PRECONDITION / ACCOUNT_FROZEN for a frozen account. Messages never contain secrets,
     codes or full contacts.
 
+    Codes: each SMS or email code allows 5 wrong tries. Wrong codes are also counted per account
+    (or per destination) and per kind of code: each purpose of a sent code, TOTP enrolment, and
+    the second factor (TOTP and recovery codes, whatever they prove). Past 10 wrong codes of one
+    kind in an hour, checks of that kind answer RESOURCE_EXHAUSTED / RATE_LIMITED for an hour,
+    and code checks are limited to 20 an hour per kind. So wrong codes on resets or self-freezes
+    a stranger started never stop the owner's second factor; and the first try of every
+    self-freeze code is always checked, so they never stop the owner from freezing either.
+    A TOTP code already accepted (or one of an earlier step) and a recovery code already used
+    are answered exactly as a wrong code, and counted and recorded as one.
+
     Idempotency: every mutating request has `request_id` (field 1). A retry with the same id and
     the same body returns the first answer and changes nothing more; the same id with another
     body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. Ids are scoped to the caller and the
@@ -235,9 +255,13 @@ class AuthServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CompleteSignIn(self, request, context):
-        """Signed out. Completes a pending sign-in with a TOTP or recovery code.
+        """Signed out. Completes a pending sign-in with a TOTP or recovery code. A wrong code leaves
+        the ticket usable and records a SIGN_IN_FAILED security event.
         Errors: UNAUTHENTICATED / TICKET_INVALID (unknown, expired or used ticket),
-        INVALID_ARGUMENT / CODE_INVALID, RESOURCE_EXHAUSTED / SIGN_IN_THROTTLED,
+        INVALID_ARGUMENT / CODE_INVALID (a wrong code, and also a replayed TOTP code or an already
+        used recovery code: same status, reason and message, recorded as SIGN_IN_FAILED and
+        counted like any wrong code), RESOURCE_EXHAUSTED / SIGN_IN_THROTTLED,
+        RESOURCE_EXHAUSTED / RATE_LIMITED (too many wrong second-factor codes or checks),
         FAILED_PRECONDITION / ACCOUNT_FROZEN.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -324,8 +348,9 @@ class AuthServiceServicer:
         TOTP or recovery code. Revokes every session and notifies every verified contact.
         Errors: INVALID_ARGUMENT / CODE_INVALID (also for a reset that matched no account),
         FAILED_PRECONDITION / CODE_EXPIRED, FAILED_PRECONDITION / TOO_MANY_ATTEMPTS,
-        FAILED_PRECONDITION / SECOND_FACTOR_REQUIRED, INVALID_ARGUMENT / SECOND_FACTOR_INVALID,
-        INVALID_ARGUMENT / PASSWORD_REJECTED, FAILED_PRECONDITION / ACCOUNT_FROZEN,
+        FAILED_PRECONDITION / SECOND_FACTOR_REQUIRED, INVALID_ARGUMENT / SECOND_FACTOR_INVALID
+        (a wrong second factor, also a replayed TOTP code or an already used recovery code; it uses
+        up the reset code), INVALID_ARGUMENT / PASSWORD_REJECTED, FAILED_PRECONDITION / ACCOUNT_FROZEN,
         RESOURCE_EXHAUSTED / RATE_LIMITED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -382,7 +407,8 @@ class AuthServiceServicer:
 
     def CompleteStepUp(self, request, context):
         """Completes a step-up challenge and returns the grant.
-        Errors: INVALID_ARGUMENT / CODE_INVALID, FAILED_PRECONDITION / CODE_EXPIRED,
+        Errors: INVALID_ARGUMENT / CODE_INVALID (also a replayed TOTP code or an already used
+        recovery code, answered and counted as a wrong one), FAILED_PRECONDITION / CODE_EXPIRED,
         FAILED_PRECONDITION / TOO_MANY_ATTEMPTS, NOT_FOUND / CHALLENGE_NOT_FOUND,
         RESOURCE_EXHAUSTED / RATE_LIMITED.
         """
@@ -405,7 +431,9 @@ class AuthServiceServicer:
         and refresh token revoked before this returns. Unfreezing needs a security officer.
         Errors: INVALID_ARGUMENT / CODE_INVALID (also for a challenge that matched no account),
         FAILED_PRECONDITION / CODE_EXPIRED, FAILED_PRECONDITION / TOO_MANY_ATTEMPTS,
-        RESOURCE_EXHAUSTED / RATE_LIMITED. Confirming for an already frozen account succeeds.
+        RESOURCE_EXHAUSTED / RATE_LIMITED (only for a code already tried once: a code's first try
+        is always checked, whatever wrong codes others sent). Confirming for an already frozen
+        account succeeds.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -560,6 +588,16 @@ class AuthService:
     UNAUTHENTICATED with TOKEN_INVALID, TOKEN_EXPIRED or SESSION_REVOKED, and
     FAILED_PRECONDITION / ACCOUNT_FROZEN for a frozen account. Messages never contain secrets,
     codes or full contacts.
+
+    Codes: each SMS or email code allows 5 wrong tries. Wrong codes are also counted per account
+    (or per destination) and per kind of code: each purpose of a sent code, TOTP enrolment, and
+    the second factor (TOTP and recovery codes, whatever they prove). Past 10 wrong codes of one
+    kind in an hour, checks of that kind answer RESOURCE_EXHAUSTED / RATE_LIMITED for an hour,
+    and code checks are limited to 20 an hour per kind. So wrong codes on resets or self-freezes
+    a stranger started never stop the owner's second factor; and the first try of every
+    self-freeze code is always checked, so they never stop the owner from freezing either.
+    A TOTP code already accepted (or one of an earlier step) and a recovery code already used
+    are answered exactly as a wrong code, and counted and recorded as one.
 
     Idempotency: every mutating request has `request_id` (field 1). A retry with the same id and
     the same body returns the first answer and changes nothing more; the same id with another
