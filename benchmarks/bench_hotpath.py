@@ -8,6 +8,8 @@ process; the echo server runs in another. One load generator, in a process of it
 each target with the same number of calls in flight:
 
 - the echo server: the ceiling, what grpc.aio and this machine can do at all;
+- the same echo behind walletcore's server pipeline (access-token check, rate limit, metrics,
+  the per-RPC JSON log line) with no database: the floor any service's RPC starts from;
 - `AuthService.GetAccount` with a user's access token (so the session check included);
 - `AccountStatusService.GetAccountStatus` with kyc's service token, for an account and session.
 
@@ -39,13 +41,13 @@ import grpc
 import grpc.aio
 from google.protobuf import wrappers_pb2
 
-from benchmarks.bench_server import METHOD, register_echo
+from benchmarks.bench_server import METHOD, pipeline_server, register_echo
 
 IN_FLIGHT: Final = 64
 ACCOUNTS: Final = 256
 QUICK: Final = os.environ.get("QUICK", "") not in ("", "0")
 ROUNDS: Final = 2 if QUICK else 3
-ROUND_SECONDS: Final = 3.0 if QUICK else 8.0
+ROUND_SECONDS: Final = 3.0 if QUICK else 7.0
 WARM_UP_SECONDS: Final = 1.0 if QUICK else 3.0
 STARTUP_TIMEOUT: Final = 60.0
 
@@ -57,6 +59,7 @@ GET_ACCOUNT: Final = "/wallet.auth.v1.AuthService/GetAccount"
 GET_ACCOUNT_STATUS: Final = "/wallet.auth.v1.AccountStatusService/GetAccountStatus"
 
 CEILING: Final = "bare grpc.aio echo (ceiling)"
+PIPELINE: Final = "walletcore pipeline echo (no database)"
 USER_READ: Final = "AuthService.GetAccount (user token)"
 STATUS_READ: Final = "GetAccountStatus (service token)"
 
@@ -64,6 +67,7 @@ _CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
 _NO_SIGN_IN: Final = "not an argon2 hash"
 """The seeded accounts' password hash: they are never signed in to, only read."""
 _MODULE: Final = "benchmarks.bench_hotpath"
+PIPELINE_KEYS_LABEL: Final = "bench"
 _ROOT: Final = Path(__file__).resolve().parent.parent
 
 
@@ -77,6 +81,16 @@ async def _serve_echo() -> None:
     await server.start()
     print(port, flush=True)
     await server.wait_for_termination()
+
+
+async def _serve_pipeline() -> None:
+    from walletcore.logging import configure_logging
+    from walletcore.tokens import SigningKeyRing
+
+    configure_logging("bench")
+    server, port = await pipeline_server(SigningKeyRing.development(PIPELINE_KEYS_LABEL))
+    print(port, flush=True)
+    await server.run_until_signal()
 
 
 @dataclass(frozen=True)
@@ -218,6 +232,12 @@ def _wait_for_auth_ports(log_path: Path, process: subprocess.Popen[bytes]) -> di
     raise RuntimeError(f"auth did not start in {STARTUP_TIMEOUT:.0f} s: {_tail(log_path)}")
 
 
+def _port_of(process: subprocess.Popen[bytes]) -> int:
+    """The port a server process printed on its first line."""
+    assert process.stdout is not None
+    return int(process.stdout.readline())
+
+
 def _tail(path: Path) -> str:
     return " | ".join(path.read_text(errors="replace").splitlines()[-5:])
 
@@ -304,9 +324,19 @@ def _calls(env: dict[str, str], pairs: list[tuple[str, str]]) -> dict[str, list[
         DEVELOPMENT_IDENTITY_ISSUER, SigningKeyRing.development(DEVELOPMENT_IDENTITY_KEYS_LABEL)
     )
     kyc = identities.service_token(service="kyc", audience="auth", ttl=timedelta(hours=1)).token
+    pipeline_user = TokenIssuer("bench", SigningKeyRing.development(PIPELINE_KEYS_LABEL))
+    ping = wrappers_pb2.StringValue(value="ping").SerializeToString()
     get_account = auth_service_pb2.GetAccountRequest().SerializeToString()
     return {
-        CEILING: [Call(wrappers_pb2.StringValue(value="ping").SerializeToString(), None)],
+        CEILING: [Call(ping, None)],
+        PIPELINE: [
+            Call(
+                ping,
+                pipeline_user.access_token(
+                    account_id="bench", session_id="bench", ttl=timedelta(minutes=15)
+                ).token,
+            )
+        ],
         USER_READ: [
             Call(
                 get_account,
@@ -388,7 +418,7 @@ def _report(tallies: dict[str, Tally], rss_mib: float) -> list[str]:
         p99_ratio = tally.percentile(99) / ceiling.percentile(99)
         verdict = (
             ""
-            if name == CEILING
+            if name in (CEILING, PIPELINE)
             else ("  ok" if ratio >= RATIO_TARGET and p99_ratio <= P99_TARGET else "  MISSED")
         )
         lines.append(
@@ -416,16 +446,18 @@ async def _bench() -> list[str]:
             auth_log_path = Path(scratch) / "auth.log"
             with (
                 auth_log_path.open("wb") as auth_log,
+                (Path(scratch) / "pipeline.log").open("wb") as pipeline_log,
                 _process(["-m", "services.auth"], env, auth_log) as auth,
                 _process(["-m", _MODULE, "echo"], {}, sys.stderr.buffer) as echo,
+                _process(["-m", _MODULE, "pipeline"], {}, pipeline_log) as pipeline,
                 _process(["-m", _MODULE, "load"], {}, sys.stderr.buffer) as load,
             ):
                 ports = _wait_for_auth_ports(auth_log_path, auth)
-                assert echo.stdout is not None
-                echo_port = int(echo.stdout.readline())
+                echo_port, pipeline_port = _port_of(echo), _port_of(pipeline)
                 calls = _calls(env, await _seed(env))
                 targets = [
                     Target(CEILING, f"127.0.0.1:{echo_port}", METHOD, echo.pid),
+                    Target(PIPELINE, f"127.0.0.1:{pipeline_port}", METHOD, pipeline.pid),
                     Target(USER_READ, f"127.0.0.1:{ports['public']}", GET_ACCOUNT, auth.pid),
                     Target(
                         STATUS_READ,
@@ -446,9 +478,9 @@ def run() -> list[str]:
 if __name__ == "__main__":
     if sys.argv[1:] == ["echo"]:
         asyncio.run(_serve_echo())
+    elif sys.argv[1:] == ["pipeline"]:
+        asyncio.run(_serve_pipeline())
     elif sys.argv[1:] == ["load"]:
         _load_main()
     else:
-        sys.exit(
-            "usage: python -m benchmarks.bench_hotpath echo|load (bench: -m benchmarks hotpath)"
-        )
+        sys.exit("usage: python -m benchmarks.bench_hotpath echo|pipeline|load (bench: make bench)")

@@ -65,7 +65,8 @@ async def _bare_server() -> tuple[grpc.aio.Server, int]:
     return server, port
 
 
-async def _bootstrap_server(ring: SigningKeyRing) -> tuple[ServiceServer, int]:
+async def pipeline_server(ring: SigningKeyRing) -> tuple[ServiceServer, int]:
+    """The echo behind the whole pipeline, with `ring`'s access tokens of issuer "bench"."""
     verifier = AccessTokenVerifier(StaticKeySet(ring.public_jwks()), "bench")
     generous = Policy("bench_per_caller", 10_000_000, 60)
     port = Port(
@@ -116,7 +117,7 @@ async def _run() -> list[str]:
         account_id="acct-bench", session_id="s-bench", ttl=timedelta(minutes=15)
     )
     bare, bare_port = await _bare_server()
-    ours, our_port = await _bootstrap_server(ring)
+    ours, our_port = await pipeline_server(ring)
     try:
         baseline = await _measure(bare_port, ())
         pipeline = await _measure(our_port, (("authorization", f"Bearer {token.token}"),))
