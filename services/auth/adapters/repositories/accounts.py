@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import Row, and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,6 +36,7 @@ from services.auth.domain.contacts import Contact, ContactKind, VerifiedContact
 from services.auth.domain.events import Actor, ActorKind
 from services.auth.domain.recovery import RecoveryCode, RecoveryCodeSet
 from services.auth.domain.totp import TotpFactor, TotpState
+from services.auth.service.ports import CodeDestination
 from walletcore.db import is_unique_violation, lock_for_update
 from walletcore.errors import Aborted, AlreadyExists
 
@@ -87,6 +88,50 @@ class SqlAccounts:
     ) -> Account | None:
         account_id = await self._owner_of(contact)
         return None if account_id is None else await self.get(account_id, for_update=for_update)
+
+    async def find_code_destination(
+        self, identifier: Contact, kind: ContactKind
+    ) -> CodeDestination | None:
+        # One statement that finds nothing for an unknown identifier: loading the aggregate
+        # (five or six statements) only when the identifier matched would tell strangers by
+        # the time of the answer which contacts have an account.
+        owner = account_contacts.alias("owner")
+        destination = account_contacts.alias("destination")
+        row = (
+            await self._session.execute(
+                select(
+                    accounts.c.id,
+                    accounts.c.status,
+                    destination.c.id.label("contact_id"),
+                    destination.c.value_encrypted,
+                    destination.c.verified_at,
+                )
+                .select_from(owner)
+                .join(accounts, accounts.c.id == owner.c.account_id)
+                .outerjoin(
+                    destination,
+                    and_(
+                        destination.c.account_id == owner.c.account_id,
+                        destination.c.kind == kind.value,
+                    ),
+                )
+                .where(
+                    owner.c.kind == identifier.kind.value,
+                    owner.c.value_index.in_(self._protection.index_candidates(identifier)),
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        contact = None
+        if row.contact_id is not None:
+            value = self._protection.open(
+                row.value_encrypted, table=_CONTACTS, row_id=row.contact_id, column="value"
+            )
+            contact = VerifiedContact(
+                id=row.contact_id, value=contact_from(kind, value), verified_at=row.verified_at
+            )
+        return CodeDestination(row.id, AccountStatus(row.status), contact)
 
     async def contact_in_use(self, contact: Contact) -> bool:
         return await self._owner_of(contact) is not None
