@@ -235,3 +235,7 @@ class OutboxNotifier:
             _DECOY_DESTINATIONS[kind], code=_DECOY_CODE, purpose=purpose, lifetime=lifetime
         )
         await self._outbox.enqueue(self._executor, message, deliver=False)
+
+    async def decoy_notice(self, kind: ContactKind, event: SecurityEvent) -> None:
+        message = notice_message(_DECOY_DESTINATIONS[kind], event)
+        await self._outbox.enqueue(self._executor, message, deliver=False)

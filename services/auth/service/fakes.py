@@ -64,6 +64,7 @@ from services.auth.service.ports import (
     PendingSignIns,
     SecurityEvents,
     Sessions,
+    SignInCredentials,
     StepUpChallenges,
     StoredSecurityEvent,
     UsedGrants,
@@ -134,6 +135,8 @@ class FakeStore:
     sent_notices: list[SentNotice] = field(default_factory=list)
     decoy_codes: list[tuple[ContactKind, ChallengePurpose]] = field(default_factory=list)
     """What `Notifier.decoy_code` wrote and never sent."""
+    decoy_notices: list[tuple[ContactKind, SecurityEvent]] = field(default_factory=list)
+    """What `Notifier.decoy_notice` wrote and never sent."""
     idempotency_records: dict[tuple[str, str, str], IdempotencyRecord] = field(default_factory=dict)
 
     @property
@@ -281,6 +284,13 @@ class FakeAccounts(_Repository):
             return None
         account = self._store.accounts[owner]
         return CodeDestination(account.id, account.status, account.contact_of_kind(kind))
+
+    async def find_sign_in_credentials(self, identifier: Contact) -> SignInCredentials | None:
+        owner = self._owner_of(identifier)
+        if owner is None:
+            return None
+        account = self._store.accounts[owner]
+        return SignInCredentials(owner, account.password_hash, account.contact_values)
 
     async def contact_in_use(self, contact: Contact) -> bool:
         return self._owner_of(contact) is not None
@@ -460,6 +470,10 @@ class RecordingNotifier:
     ) -> None:
         self._require_transaction()
         self._store.decoy_codes.append((kind, purpose))
+
+    async def decoy_notice(self, kind: ContactKind, event: SecurityEvent) -> None:
+        self._require_transaction()
+        self._store.decoy_notices.append((kind, event))
 
     def codes_to(self, to: Contact | str) -> list[SentCode]:
         wanted = _destination_key(to)

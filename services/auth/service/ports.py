@@ -38,6 +38,16 @@ class CodeDestination:
     contact: VerifiedContact | None
 
 
+@dataclass(frozen=True, slots=True)
+class SignInCredentials:
+    """What a sign-in checks before it knows the caller: the account, its password hash and
+    its contacts (a lock is notified to them)."""
+
+    account_id: str
+    password_hash: str
+    contacts: tuple[Contact, ...]
+
+
 class Accounts(Protocol):
     async def get(self, account_id: str, *, for_update: bool = False) -> Account | None:
         """The whole aggregate (contacts, TOTP factor, recovery codes, freeze history).
@@ -55,6 +65,11 @@ class Accounts(Protocol):
     ) -> CodeDestination | None:
         """The owner of `identifier` and its contact of `kind`, in ONE statement whether or not
         anything matches: a signed-out start must do the same database work either way."""
+        ...
+
+    async def find_sign_in_credentials(self, identifier: Contact) -> SignInCredentials | None:
+        """The owner of `identifier` and its password hash, in ONE statement whether or not
+        anything matches (see `find_code_destination`)."""
         ...
 
     async def contact_in_use(self, contact: Contact) -> bool:
@@ -213,6 +228,10 @@ class Notifier(Protocol):
         """Does the work of `send_code` to a contact of `kind` and sends nothing: what an
         enumeration-safe start does where there is no one to send to, so that its answer costs
         the same database work as one that sent a code."""
+        ...
+
+    async def decoy_notice(self, kind: ContactKind, event: SecurityEvent) -> None:
+        """Does the work of `security_notice` to one contact of `kind` and sends nothing."""
         ...
 
 

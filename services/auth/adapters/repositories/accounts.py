@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import Row, and_, delete, insert, select, update
+from sqlalchemy import ColumnElement, FromClause, Row, and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,7 +36,7 @@ from services.auth.domain.contacts import Contact, ContactKind, VerifiedContact
 from services.auth.domain.events import Actor, ActorKind
 from services.auth.domain.recovery import RecoveryCode, RecoveryCodeSet
 from services.auth.domain.totp import TotpFactor, TotpState
-from services.auth.service.ports import CodeDestination
+from services.auth.service.ports import CodeDestination, SignInCredentials
 from walletcore.db import is_unique_violation, lock_for_update
 from walletcore.errors import Aborted, AlreadyExists
 
@@ -115,10 +115,7 @@ class SqlAccounts:
                         destination.c.kind == kind.value,
                     ),
                 )
-                .where(
-                    owner.c.kind == identifier.kind.value,
-                    owner.c.value_index.in_(self._protection.index_candidates(identifier)),
-                )
+                .where(*self._matches(owner, identifier))
             )
         ).first()
         if row is None:
@@ -132,6 +129,38 @@ class SqlAccounts:
                 id=row.contact_id, value=contact_from(kind, value), verified_at=row.verified_at
             )
         return CodeDestination(row.id, AccountStatus(row.status), contact)
+
+    async def find_sign_in_credentials(self, identifier: Contact) -> SignInCredentials | None:
+        owner = account_contacts.alias("owner")
+        contact = account_contacts.alias("contact")
+        rows = (
+            await self._session.execute(
+                select(
+                    accounts.c.id,
+                    accounts.c.password_hash,
+                    contact.c.id.label("contact_id"),
+                    contact.c.kind,
+                    contact.c.value_encrypted,
+                )
+                .select_from(owner)
+                .join(accounts, accounts.c.id == owner.c.account_id)
+                .join(contact, contact.c.account_id == owner.c.account_id)
+                .where(*self._matches(owner, identifier))
+                .order_by(contact.c.verified_at, contact.c.id)
+            )
+        ).all()
+        if not rows:
+            return None
+        contacts = tuple(
+            contact_from(
+                ContactKind(row.kind),
+                self._protection.open(
+                    row.value_encrypted, table=_CONTACTS, row_id=row.contact_id, column="value"
+                ),
+            )
+            for row in rows
+        )
+        return SignInCredentials(rows[0].id, rows[0].password_hash, contacts)
 
     async def contact_in_use(self, contact: Contact) -> bool:
         return await self._owner_of(contact) is not None
@@ -184,12 +213,17 @@ class SqlAccounts:
 
     async def _owner_of(self, contact: Contact) -> str | None:
         rows = await self._session.execute(
-            select(account_contacts.c.account_id).where(
-                account_contacts.c.kind == contact.kind.value,
-                account_contacts.c.value_index.in_(self._protection.index_candidates(contact)),
-            )
+            select(account_contacts.c.account_id).where(*self._matches(account_contacts, contact))
         )
         return rows.scalars().first()
+
+    def _matches(self, contacts: FromClause, contact: Contact) -> list[ColumnElement[bool]]:
+        """The conditions under which a row of `contacts` (the table or an alias) is `contact`,
+        whatever key of the blind index it was stored under."""
+        return [
+            contacts.c.kind == contact.kind.value,
+            contacts.c.value_index.in_(self._protection.index_candidates(contact)),
+        ]
 
     async def _load_contacts(self, account_id: str) -> list[VerifiedContact]:
         rows = await self._session.execute(

@@ -10,9 +10,11 @@ identifier matched, shows up as a different sequence, on SQLite and on PostgreSQ
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -26,11 +28,13 @@ from services.auth.domain.account import Account
 from services.auth.domain.contacts import Contact, Email, Phone
 from services.auth.domain.events import Actor, Origin
 from services.auth.domain.otp import OtpChannel
-from services.auth.service import registration, reset, self_freeze
-from services.auth.service.context import AuthContext
+from services.auth.domain.throttling import BackoffRule, SignInThrottle
+from services.auth.service import registration, reset, self_freeze, signin
+from services.auth.service.context import AuthContext, AuthRules
 from services.auth.service.fakes import FakeClock, fake_context
 from services.auth.service.ports import AuthUnitOfWork
 from tests.integration.auth.persistence.builders import START, NewUnitOfWork, make_account, store
+from walletcore.errors import Unauthenticated
 
 Shape = tuple[str, ...]
 _TABLES = re.compile(r'\b(?:FROM|JOIN|INTO|UPDATE)\s+"?(\w+)"?', re.IGNORECASE)
@@ -218,3 +222,78 @@ async def test_a_registration_of_a_contact_in_use_does_the_work_of_a_fresh_one(
 
     assert in_use == fresh
     assert after == (before[0], before[1] + 1)
+
+
+# -- sign-in with a wrong password ---------------------------------------------------------
+
+RIGHT_PASSWORD = "correct horse battery staple"
+LOCK_AT_FIRST_FAILURE = SignInThrottle(
+    pair_rule=BackoffRule(
+        delays_from=1,
+        max_delay=timedelta(minutes=1),
+        lock_after=1,
+        lock_duration=timedelta(hours=1),
+    )
+)
+
+
+async def store_with_password(new_uow: NewUnitOfWork, ctx: AuthContext, *accounts: Account) -> None:
+    for account in accounts:
+        account.password_hash = await ctx.passwords.hash(RIGHT_PASSWORD)
+    await store(new_uow, *accounts)
+
+
+def signing_in(ctx: AuthContext, identifier: Contact, address: str) -> Work:
+    async def work(uow: AuthUnitOfWork) -> object:
+        return await signin.sign_in(
+            uow, ctx, identifier=identifier, password="a wrong password", origin=Origin(address)
+        )
+
+    return work
+
+
+async def refused_recorded(
+    transactions: SqlTransactions, statements: StatementLog, work: Work
+) -> list[Shape]:
+    with statements.recording() as shapes, pytest.raises(Unauthenticated):
+        await transactions.run(work)
+    return list(shapes)
+
+
+@pytest.mark.parametrize("locks", [False, True], ids=["counted", "locking"])
+@pytest.mark.parametrize("identifier", [ALICE_EMAIL, PHONE_ONLY], ids=["two-contacts", "one"])
+async def test_a_wrong_password_does_the_work_of_an_unknown_identifier(
+    transactions: SqlTransactions,
+    statements: StatementLog,
+    engine: AsyncEngine,
+    new_uow: NewUnitOfWork,
+    clock: FakeClock,
+    identifier: Contact,
+    locks: bool,
+) -> None:
+    ctx = fake_context(clock)
+    if locks:
+        ctx = dataclasses.replace(ctx, rules=AuthRules(throttle=LOCK_AT_FIRST_FAILURE))
+    await store_with_password(
+        new_uow,
+        ctx,
+        make_account("acc-alice", phone=ALICE_PHONE.e164, email=ALICE_EMAIL.address),
+        make_account("acc-phone-only", phone=PHONE_ONLY.e164, email=None),
+    )
+    with pytest.raises(Unauthenticated):
+        await transactions.run(signing_in(ctx, Email("warm-up@example.com"), "203.0.113.1"))
+
+    unknown = await refused_recorded(
+        transactions, statements, signing_in(ctx, UNKNOWN_EMAIL, "203.0.113.2")
+    )
+    pending_before, _ = await pending_and_settled_outbox_rows(engine)
+    known = await refused_recorded(
+        transactions, statements, signing_in(ctx, identifier, "203.0.113.3")
+    )
+    pending_after, _ = await pending_and_settled_outbox_rows(engine)
+
+    assert known == unknown
+    assert ("INSERT", "security_events") in unknown
+    # The lock notice reached each of the account's real contacts, and only those.
+    contacts = 2 if identifier == ALICE_EMAIL else 1
+    assert pending_after - pending_before == (contacts if locks else 0)
