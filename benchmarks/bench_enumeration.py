@@ -39,6 +39,7 @@ from walletcore.errors import DomainError
 from walletcore.idempotency import IdempotencyRecords
 from walletcore.notify import NotificationOutbox
 from walletcore.ratelimit.base import Decision, Hit
+from walletcore.service_kit import request_fingerprints
 
 WRONG_PASSWORD = "not the password"  # noqa: S105 (a wrong password, on purpose)
 SAMPLES = 200
@@ -121,7 +122,12 @@ async def _run(directory: Path) -> list[str]:
     sessions = session_factory(engine)
     transactions = SqlTransactions(
         lambda: SqlAuthUnitOfWork(sessions, protection=protection, outbox=outbox, clock=clock),
-        IdempotencyRecords(tables.idempotency_records, clock=clock, key_ring=key_ring),
+        IdempotencyRecords(
+            tables.idempotency_records,
+            fingerprints=request_fingerprints(None),
+            clock=clock,
+            key_ring=key_ring,
+        ),
     )
     account = Account(
         id=ctx.new_id(),

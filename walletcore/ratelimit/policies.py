@@ -41,3 +41,19 @@ in within a minute of the attack stopping, so it cannot become a lasting lock-ou
 total number of guesses is the job of auth's failure counter (at most 100 consecutive failures,
 growing delays), not of this rate.
 """
+
+SIGN_IN_PER_DEVICE_TOKEN_MINUTE = Policy("sign_in_per_device_token_minute", 10, _MINUTE)
+"""Ten sign-in attempts a minute per device token, for attempts that present a valid one.
+
+A device that signed in before is charged here instead of `sign_in_per_account_minute`, so a
+stranger exhausting the identifier's limit does not lock the owner's devices out (OWASP's
+device cookies; docs/decisions/sign-in-device-tokens.md). Only auth can issue a token, so only
+someone who once knew the password has a bucket of their own.
+"""
+
+SIGN_IN_PER_KNOWN_ADDRESS_MINUTE = Policy("sign_in_per_known_address_minute", 10, _MINUTE)
+"""Ten sign-in attempts a minute per (account, client address) that signed in before, for
+attempts without a valid device token: the owner at an address they used keeps signing in
+while a stranger elsewhere exhausts the identifier's limit (SPEC section 3). A stranger who
+shares that address shares this limit, as they share the per-address one.
+"""

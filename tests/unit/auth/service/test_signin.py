@@ -51,9 +51,10 @@ def sign_in(
     origin: Origin = ORIGIN,
 ) -> SignIn:
     async def work(uow: AuthUnitOfWork) -> signin.SignInResult:
-        return await signin.sign_in(
+        answer = await signin.sign_in(
             uow, ctx, identifier=identifier, password=password, origin=origin
         )
+        return answer.outcome
 
     return work
 

@@ -36,7 +36,10 @@ class AuthServiceStub:
     Errors follow the google.rpc richer error model: a canonical status code with an ErrorInfo
     whose `reason` is a stable UPPER_SNAKE_CASE word (listed per RPC below) and whose `domain`
     names the service; bad input also carries BadRequest field violations (reason
-    INVALID_ARGUMENT unless the RPC names a more precise one); rate limits answer
+    INVALID_ARGUMENT unless the RPC names a more precise one): a string field holding NUL or
+    another control character or longer than the field allows, and an id or token not spelled as
+    auth issues them (a malformed refresh token or ticket among them), fail so, naming the field,
+    before anything is looked up or written. Rate limits answer
     RESOURCE_EXHAUSTED / RATE_LIMITED with RetryInfo and QuotaFailure, and UNAVAILABLE when the
     limiter cannot be reached (security RPCs fail closed). Every RPC may also return
     UNAUTHENTICATED with TOKEN_INVALID, TOKEN_EXPIRED or SESSION_REVOKED, and
@@ -178,7 +181,10 @@ class AuthServiceServicer:
     Errors follow the google.rpc richer error model: a canonical status code with an ErrorInfo
     whose `reason` is a stable UPPER_SNAKE_CASE word (listed per RPC below) and whose `domain`
     names the service; bad input also carries BadRequest field violations (reason
-    INVALID_ARGUMENT unless the RPC names a more precise one); rate limits answer
+    INVALID_ARGUMENT unless the RPC names a more precise one): a string field holding NUL or
+    another control character or longer than the field allows, and an id or token not spelled as
+    auth issues them (a malformed refresh token or ticket among them), fail so, naming the field,
+    before anything is looked up or written. Rate limits answer
     RESOURCE_EXHAUSTED / RATE_LIMITED with RetryInfo and QuotaFailure, and UNAVAILABLE when the
     limiter cannot be reached (security RPCs fail closed). Every RPC may also return
     UNAUTHENTICATED with TOKEN_INVALID, TOKEN_EXPIRED or SESSION_REVOKED, and
@@ -215,6 +221,11 @@ class AuthServiceServicer:
     def SignIn(self, request, context):
         """Signed out. Checks the password; returns tokens, or a pending-login ticket when the
         account has TOTP. Unknown identifiers and wrong passwords get the same answer.
+        Rate limits: attempts are limited per client address, and per identifier unless the
+        request presents a valid `device_token` of the account or comes from an address the
+        account signed in from before, each limited on its own: a stranger exhausting an
+        identifier's limit does not stop a device or an address that signed in before. A device
+        token's wrong passwords lock that token (SIGN_IN_THROTTLED) like an address.
         Errors: UNAUTHENTICATED / CREDENTIALS_INVALID, RESOURCE_EXHAUSTED / SIGN_IN_THROTTLED
         (growing delays and temporary locks, with RetryInfo), RESOURCE_EXHAUSTED / RATE_LIMITED,
         FAILED_PRECONDITION / ACCOUNT_FROZEN (only after a correct password).
@@ -540,7 +551,10 @@ class AuthService:
     Errors follow the google.rpc richer error model: a canonical status code with an ErrorInfo
     whose `reason` is a stable UPPER_SNAKE_CASE word (listed per RPC below) and whose `domain`
     names the service; bad input also carries BadRequest field violations (reason
-    INVALID_ARGUMENT unless the RPC names a more precise one); rate limits answer
+    INVALID_ARGUMENT unless the RPC names a more precise one): a string field holding NUL or
+    another control character or longer than the field allows, and an id or token not spelled as
+    auth issues them (a malformed refresh token or ticket among them), fail so, naming the field,
+    before anything is looked up or written. Rate limits answer
     RESOURCE_EXHAUSTED / RATE_LIMITED with RetryInfo and QuotaFailure, and UNAVAILABLE when the
     limiter cannot be reached (security RPCs fail closed). Every RPC may also return
     UNAUTHENTICATED with TOKEN_INVALID, TOKEN_EXPIRED or SESSION_REVOKED, and
