@@ -22,7 +22,6 @@ from services.auth.api.convert import (
     enum_to_proto,
     id_from,
     idempotent,
-    mask_client_address,
     masked_contact,
     origin_of,
     page_of,
@@ -41,6 +40,7 @@ from services.auth.service.ports import AccountReads, AccountSummary, AuthUnitOf
 from services.auth.service.sessions import TokenPair
 from wallet.auth.v1 import auth_service_pb2 as pb
 from wallet.auth.v1 import types_pb2
+from walletcore.addresses import mask_client_address
 from walletcore.errors import InvalidArgument, Unauthenticated
 from walletcore.identity import current_caller
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from services.auth.domain.account import Account
-from services.auth.domain.contacts import Contact, Email, Phone
+from services.auth.domain.contacts import Contact, ContactKind, Email, Phone
 from services.auth.domain.events import Origin
 from services.auth.domain.ledger import second_factor_ledger_subject
 from services.auth.domain.otp import OtpChallenge, OtpChannel, normalize_numeric_code
@@ -78,6 +78,10 @@ def code_check_hit(subject: str) -> Hit:
     return Hit(CODE_CHECKS_PER_ACCOUNT_HOUR, subject)
 
 
+CONTACT_OF_CHANNEL: Final = {OtpChannel.SMS: ContactKind.PHONE, OtpChannel.EMAIL: ContactKind.EMAIL}
+"""The kind of contact a code sent on a channel goes to."""
+
+
 def channel_of(contact: Contact) -> OtpChannel:
     return OtpChannel.SMS if isinstance(contact, Phone) else OtpChannel.EMAIL
 
@@ -98,6 +102,27 @@ async def send_code(
     contact's id, or `destination_ref(ctx, contact)` for one not yet verified).
     """
     await enforce(ctx.limiter, [*send_limit_hits(destination, ctx.rules), *extra_hits])
+    return await deliver_code(
+        uow,
+        ctx,
+        account_id=account_id,
+        purpose=purpose,
+        destination=destination,
+        destination_ref=destination_ref,
+    )
+
+
+async def deliver_code(
+    uow: AuthUnitOfWork,
+    ctx: AuthContext,
+    *,
+    account_id: str | None,
+    purpose: ChallengePurpose,
+    destination: Contact,
+    destination_ref: str,
+) -> OtpChallenge:
+    """`send_code` for an RPC that charged its limits itself: issues the challenge and puts
+    its code in the outbox. Its statements are those of `issue_undelivered_challenge`."""
     code = ctx.new_code()
     challenge = OtpChallenge.issue(
         id=ctx.new_id(),
@@ -250,7 +275,11 @@ async def issue_undelivered_challenge(
     """A real, stored challenge for a random code that is sent to nobody: what an
     enumeration-safe start hands out when there is no one to send to. Completing it fails like
     a wrong code, counted in the ledger of `destination_ref` (for `purpose`) like an account's
-    would be."""
+    would be.
+
+    It writes what `deliver_code` writes, the challenge and an outbox row, in the same order,
+    but the row is a settled decoy that is never sent (`Notifier.decoy_code`): the answer
+    costs the same database work as one that sent a code, and strangers are sent nothing."""
     challenge = OtpChallenge.issue(
         id=ctx.new_id(),
         account_id=None,
@@ -263,4 +292,7 @@ async def issue_undelivered_challenge(
         lifetimes=ctx.rules.otp_lifetimes,
     )
     await uow.otp_challenges.add(challenge)
+    await uow.notifier.decoy_code(
+        CONTACT_OF_CHANNEL[channel], purpose=purpose, expires_at=challenge.expires_at
+    )
     return challenge

@@ -36,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Generic, Self, TypeVar
 
 from services.auth.domain.account import Account
-from services.auth.domain.contacts import Contact, Email
+from services.auth.domain.contacts import Contact, ContactKind, Email
 from services.auth.domain.events import RevokeReason, SecurityEvent
 from services.auth.domain.ledger import (
     DEFAULT_CODE_FAILURE_POLICY,
@@ -56,6 +56,7 @@ from services.auth.service.ports import (
     AccountStanding,
     AccountSummary,
     AuthUnitOfWork,
+    CodeDestination,
     CodeFailureLedgers,
     EventPage,
     FailureCounters,
@@ -65,6 +66,7 @@ from services.auth.service.ports import (
     PendingSignIns,
     SecurityEvents,
     Sessions,
+    SignInCredentials,
     StepUpChallenges,
     StoredSecurityEvent,
     UsedGrants,
@@ -133,6 +135,10 @@ class FakeStore:
     audit_records: list[tuple[AuditRecord, datetime]] = field(default_factory=list)
     sent_codes: list[SentCode] = field(default_factory=list)
     sent_notices: list[SentNotice] = field(default_factory=list)
+    decoy_codes: list[tuple[ContactKind, ChallengePurpose]] = field(default_factory=list)
+    """What `Notifier.decoy_code` wrote and never sent."""
+    decoy_notices: list[tuple[ContactKind, SecurityEvent]] = field(default_factory=list)
+    """What `Notifier.decoy_notice` wrote and never sent."""
     idempotency_records: dict[tuple[str, str, str], IdempotencyRecord] = field(default_factory=dict)
 
     @property
@@ -271,6 +277,22 @@ class FakeAccounts(_Repository):
     ) -> Account | None:
         owner = self._owner_of(contact)
         return None if owner is None else copy.deepcopy(self._store.accounts[owner])
+
+    async def find_code_destination(
+        self, identifier: Contact, kind: ContactKind
+    ) -> CodeDestination | None:
+        owner = self._owner_of(identifier)
+        if owner is None:
+            return None
+        account = self._store.accounts[owner]
+        return CodeDestination(account.id, account.status, account.contact_of_kind(kind))
+
+    async def find_sign_in_credentials(self, identifier: Contact) -> SignInCredentials | None:
+        owner = self._owner_of(identifier)
+        if owner is None:
+            return None
+        account = self._store.accounts[owner]
+        return SignInCredentials(owner, account.password_hash, account.contact_values)
 
     async def contact_in_use(self, contact: Contact) -> bool:
         return self._owner_of(contact) is not None
@@ -440,6 +462,16 @@ class RecordingNotifier:
     async def security_notice(self, recipients: Sequence[Contact], event: SecurityEvent) -> None:
         self._require_transaction()
         self._store.sent_notices.extend(SentNotice(recipient, event) for recipient in recipients)
+
+    async def decoy_code(
+        self, kind: ContactKind, *, purpose: ChallengePurpose, expires_at: datetime
+    ) -> None:
+        self._require_transaction()
+        self._store.decoy_codes.append((kind, purpose))
+
+    async def decoy_notice(self, kind: ContactKind, event: SecurityEvent) -> None:
+        self._require_transaction()
+        self._store.decoy_notices.append((kind, event))
 
     def codes_to(self, to: Contact | str) -> list[SentCode]:
         wanted = _destination_key(to)

@@ -1,9 +1,10 @@
 """Signing in with a password, and completing a sign-in with the second factor.
 
 Enumeration safety: an identifier that matches no account costs a dummy password check,
-is throttled by counters keyed by a keyed hash of the identifier, and gets the same
-UNAUTHENTICATED / CREDENTIALS_INVALID as a wrong password. A frozen account is told apart only
-after its password was right.
+is throttled by counters keyed by a keyed hash of the identifier, has its failure recorded
+like an account's, and gets the same UNAUTHENTICATED / CREDENTIALS_INVALID as a wrong
+password, after the same database statements. A frozen account is told apart only after its
+password was right.
 
 The throttle (`domain.throttling`) is asked before the password is checked; a wrong password
 counts in the account's, the (account, address) pair's and the address's counters, and those
@@ -26,19 +27,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, NoReturn
 
-from services.auth.domain.account import Account
-from services.auth.domain.contacts import Contact
+from services.auth.domain.account import Account, failed_sign_in_events
+from services.auth.domain.contacts import Contact, ContactKind
 from services.auth.domain.device_tokens import DeviceToken, read_device_token
-from services.auth.domain.events import Origin
+from services.auth.domain.events import Origin, SecurityEvent, SecurityEventType
 from services.auth.domain.passwords import normalize_password
 from services.auth.domain.proofs import ChallengePurpose, FactorMethod, VerifiedFactor
 from services.auth.domain.sessions import PendingSignIn, ticket_invalid
 from services.auth.domain.throttling import CounterScope, FailureCounter, SignInCounters
 from services.auth.service.codes import check_second_factor, destination_subject
 from services.auth.service.context import AuthContext, publish
-from services.auth.service.ports import AuthUnitOfWork
+from services.auth.service.ports import AuthUnitOfWork, SignInCredentials
 from services.auth.service.sessions import TokenPair, open_session, parse_bearer_secret
-from walletcore.errors import Unauthenticated
+from walletcore.errors import Aborted, Unauthenticated
 from walletcore.idempotency import CommittedRefusal
 from walletcore.ratelimit import Hit, enforce
 
@@ -86,21 +87,28 @@ async def sign_in(
     """Tokens of a new session, or a ticket when the account has TOTP, with a device token;
     see the module docstring for what a wrong password, an unknown identifier, a frozen
     account and a device token get."""
-    account = await uow.accounts.find_by_contact(identifier)
-    subject = account.id if account is not None else _unknown_subject(ctx, identifier)
+    # Only the password hash until the password is right: the whole account is read only
+    # for a caller who proved it, so a wrong password costs what an unknown identifier costs.
+    credentials = await uow.accounts.find_sign_in_credentials(identifier)
+    account_id = credentials.account_id if credentials is not None else None
+    subject = account_id if account_id is not None else _unknown_subject(ctx, identifier)
     now = ctx.clock()
-    device = _device_of(ctx, account, device_token, now)
+    device = _device_of(ctx, account_id, device_token, now)
     counters = await _load_counters(uow, subject, origin.client_address or _UNKNOWN_ADDRESS, device)
     await _charge_attempt(ctx, identifier, device, counters, now)
     ctx.rules.throttle.decide(counters, now).raise_if_refused()
-    if account is None:
+    if credentials is None:
         await ctx.passwords.dummy_verify()
         await _refuse_password(uow, ctx, None, counters, origin, now)
     matches, upgraded_hash = await ctx.passwords.verify_and_update(
-        normalize_password(password), account.password_hash
+        normalize_password(password), credentials.password_hash
     )
     if not matches:
-        await _refuse_password(uow, ctx, account, counters, origin, now)
+        await _refuse_password(uow, ctx, credentials, counters, origin, now)
+    account = await uow.accounts.get(credentials.account_id)
+    if account is None or account.password_hash != credentials.password_hash:
+        # Reset or deleted in between: the password checked is not the account's any more.
+        raise Aborted("the account was changed by another request: try again")
     account.ensure_active()
     ctx.rules.throttle.record_success(counters, now)
     await _save_counters(uow, counters)
@@ -155,15 +163,21 @@ def _unknown_subject(ctx: AuthContext, identifier: Contact) -> str:
     return ctx.secrets.hash(f"sign-in:{destination_subject(identifier)}")
 
 
+def _unknown_reference(subject: str) -> str:
+    """What an unknown identifier's failures are recorded under: the hash of its counters'
+    subject without the key id (`kid:hex`), as long as an account id may be and never one."""
+    return subject.rpartition(":")[2]
+
+
 def _device_of(
-    ctx: AuthContext, account: Account | None, device_token: str, now: datetime
+    ctx: AuthContext, account_id: str | None, device_token: str, now: datetime
 ) -> DeviceToken | None:
     """The presented token, when it is valid and names this account; otherwise None, the
     same as no token (an unknown identifier never has one)."""
-    if account is None:
+    if account_id is None:
         return None
     token = read_device_token(device_token, ctx.device_tokens, now)
-    return token if token is not None and token.is_for(account.id) else None
+    return token if token is not None and token.is_for(account_id) else None
 
 
 async def _charge_attempt(
@@ -224,15 +238,37 @@ async def _save_counters(uow: AuthUnitOfWork, counters: SignInCounters) -> None:
 async def _refuse_password(
     uow: AuthUnitOfWork,
     ctx: AuthContext,
-    account: Account | None,
+    credentials: SignInCredentials | None,
     counters: SignInCounters,
     origin: Origin,
     now: datetime,
 ) -> NoReturn:
+    """Counts the failure and records it, for an identifier without an account too (under its
+    keyed reference), so that both answers cost the same statements."""
     locked = ctx.rules.throttle.record_failure(counters, now)
     await _save_counters(uow, counters)
-    if account is not None:
-        await publish(uow, account.record_failed_sign_in(locked=locked, origin=origin, now=now))
+    contacts: tuple[Contact, ...] = ()
+    if credentials is None:
+        # The account counter of an unknown identifier counts under its `_unknown_subject`.
+        subject = _unknown_reference(counters.account.key)
+    else:
+        subject, contacts = credentials.account_id, credentials.contacts
+    events = failed_sign_in_events(
+        subject, locked=locked, origin=origin, now=now, contacts=contacts
+    )
+    await publish(uow, events)
+    if locked:
+        # A lock is notified once per contact kind: to the account's contact of that kind, or
+        # as a never-sent decoy where the account (or the unknown identifier) has none.
+        lock = next(
+            event
+            for event in events
+            if isinstance(event, SecurityEvent) and event.type is SecurityEventType.SIGN_IN_LOCKED
+        )
+        notified = {contact.kind for contact in contacts}
+        for kind in ContactKind:
+            if kind not in notified:
+                await uow.notifier.decoy_notice(kind, lock)
     raise CommittedRefusal(credentials_invalid())
 
 

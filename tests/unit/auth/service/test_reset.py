@@ -177,6 +177,24 @@ async def test_an_unknown_account_is_charged_the_same_send_limits(
         assert [v.subject for v in error.violations] == [SEND_LIMIT_MINUTE]
 
 
+@pytest.mark.parametrize("channel", [OtpChannel.SMS, OtpChannel.EMAIL])
+async def test_a_start_by_one_contact_does_not_link_it_to_the_accounts_other_contact(
+    tx: FakeTransactions, ctx: AuthContext, store: FakeStore, channel: OtpChannel
+) -> None:
+    """The attack: a start for the e-mail on the SMS channel, then one for a phone. Had the
+    first charged the account's phone, the second would answer RATE_LIMITED for Alice's phone
+    and not for a stranger's, telling that the e-mail and the phone are one account's."""
+    await add_account(tx, ctx)
+    by_email, by_phone = (EMAIL, PHONE) if channel is OtpChannel.SMS else (PHONE, EMAIL)
+    await start(tx, ctx, identifier=by_email, channel=channel)
+
+    answer = await start(tx, ctx, identifier=by_phone, channel=channel)
+
+    assert answer.challenge_id
+    # Each start sent its code: the destination got two, one per identifier of the account.
+    assert len(store.notifier.codes_to(by_phone)) == 2
+
+
 async def test_one_client_address_cannot_pump_codes_to_many_destinations(
     tx: FakeTransactions, ctx: AuthContext
 ) -> None:

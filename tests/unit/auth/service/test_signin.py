@@ -33,6 +33,7 @@ from tests.unit.auth.service.access_helpers import (
     register,
 )
 from walletcore.errors import (
+    Aborted,
     FailedPrecondition,
     InvalidArgument,
     ResourceExhausted,
@@ -186,6 +187,38 @@ async def test_a_hash_made_with_old_parameters_is_upgraded_at_sign_in(
     await tx.run(sign_in(new))
 
     assert store.accounts[account_id].password_hash.startswith("fake$v2$")
+
+
+class ResetWhileVerifying(FakePasswordHasher):
+    """Commits a credential reset of `account_id` while the sign-in's password check runs: the
+    sign-in read the hash first and the account only once the password was right."""
+
+    def __init__(self, store: FakeStore) -> None:
+        super().__init__("v2")
+        self.store = store
+        self.account_id = ""
+
+    async def verify_and_update(self, password: str, stored_hash: str) -> tuple[bool, str | None]:
+        answer = await super().verify_and_update(password, stored_hash)
+        if self.account_id:
+            self.store.accounts[self.account_id].password_hash = await self.hash("a new one")
+        return answer
+
+
+async def test_a_password_reset_meanwhile_aborts_the_sign_in_instead_of_undoing_the_reset(
+    tx: FakeTransactions, clock: FakeClock, store: FakeStore
+) -> None:
+    old = fake_context(clock, passwords=FakePasswordHasher("v1"))
+    account_id = (await register(tx, old)).account_id
+    racing = ResetWhileVerifying(store)
+    racing.account_id = account_id
+    sessions_before = len(store.sessions)
+
+    error = await refusal(tx, sign_in(fake_context(clock, passwords=racing, limiter=old.limiter)))
+
+    # The old password's rehash would otherwise have been saved over the new password.
+    assert isinstance(error, Aborted)
+    assert len(store.sessions) == sessions_before
 
 
 async def test_only_a_device_new_to_the_account_is_notified(
