@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from .money import Money
-from .refunds import WAITING_FOR_OPERATOR, Refund, RefundState
-from .sla import add_working_days
+from .refunds import Refund, RefundState
 
 GRANT_PURPOSE = "REFUND_ABOVE_THRESHOLD"
 
@@ -45,17 +44,11 @@ class RefundPolicy:
         threshold = self.grant_thresholds.get(amount.currency)
         return threshold is None or amount.minor > threshold
 
-    def review_deadline(self, refund: Refund) -> datetime | None:
-        """When an operator must act by; None while nothing waits for an operator."""
-        if refund.state not in WAITING_FOR_OPERATOR or refund.waiting_since is None:
-            return None
-        return add_working_days(refund.waiting_since, self.review_working_days)
-
     def expected_completion(self, refund: Refund) -> datetime | None:
         """An estimate of when the money is back; None once the refund is final (for the
         user: rejected, succeeded or failed)."""
         if refund.state is RefundState.REQUESTED:
-            deadline = self.review_deadline(refund)
+            deadline = refund.review_deadline
             assert deadline is not None
             return deadline + self.payout_estimate
         if refund.state in (RefundState.APPROVED, RefundState.PROCESSING):

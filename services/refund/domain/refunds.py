@@ -32,6 +32,7 @@ from walletcore.errors import FailedPrecondition
 from .money import Money
 from .payments import CapturedPayment
 from .reasons import Reason
+from .sla import add_working_days, overdue
 
 SYSTEM_ACTOR: Final = "system"
 
@@ -111,6 +112,16 @@ class Transition:
     actor: str
 
 
+@dataclass(frozen=True, slots=True)
+class OperatorAction:
+    """An operator's act on a refund as its history shows it (the note stays internal)."""
+
+    operator_id: str
+    action: str
+    note: str
+    at: datetime
+
+
 @dataclass(slots=True)
 class PayoutAttempt:
     attempt_id: str
@@ -139,6 +150,8 @@ class Refund:
     updated_at: datetime | None = None
     failure_reason: FailureReason | None = None
     reject_reason: RejectReason | None = None
+    review_working_days: int = 1
+    """The service level in force when it was requested."""
     waiting_since: datetime | None = None
     """When it began waiting for an operator (requested, or failed); None otherwise."""
     round_attempts: int = 0
@@ -146,6 +159,7 @@ class Refund:
     hold_placed: bool = False
     history: list[Transition] = field(default_factory=list)
     attempts: list[PayoutAttempt] = field(default_factory=list)
+    operator_actions: list[OperatorAction] = field(default_factory=list)
 
     @classmethod
     def request(
@@ -159,6 +173,7 @@ class Refund:
         evidence: Evidence,
         now: datetime,
         actor: str,
+        review_working_days: int,
     ) -> Refund:
         """A new REQUESTED refund, its amount reserved on `payment` (the caller checked the
         account, the window and the currency)."""
@@ -174,10 +189,24 @@ class Refund:
             instrument_id=payment.source_instrument_id,
             requested_at=now,
             updated_at=now,
+            review_working_days=review_working_days,
             waiting_since=now,
         )
         refund.history.append(Transition(None, RefundState.REQUESTED, now, actor))
         return refund
+
+    @property
+    def review_deadline(self) -> datetime | None:
+        """When an operator must act by; None while nothing waits for an operator."""
+        if self.state not in WAITING_FOR_OPERATOR or self.waiting_since is None:
+            return None
+        return add_working_days(self.waiting_since, self.review_working_days)
+
+    def overdue(self, now: datetime) -> bool:
+        return overdue(self.review_deadline, now)
+
+    def note_operator(self, operator_id: str, action: str, note: str, now: datetime) -> None:
+        self.operator_actions.append(OperatorAction(operator_id, action, note, now))
 
     @property
     def counts(self) -> bool:

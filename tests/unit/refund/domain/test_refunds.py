@@ -43,6 +43,7 @@ def new_refund(payment: CapturedPayment, minor: int = 1_000, n: int = 1) -> Refu
         evidence=Evidence(order_id="o-1"),
         now=NOW,
         actor="account:acct-1",
+        review_working_days=1,
     )
 
 
@@ -249,13 +250,13 @@ def test_the_deadline_runs_from_the_request_and_again_from_a_failure() -> None:
     policy = RefundPolicy(review_working_days=1)
     payment = new_payment()
     refund = new_refund(payment)
-    assert policy.review_deadline(refund) == NOW + timedelta(days=1)
+    assert refund.review_deadline == NOW + timedelta(days=1)
     assert policy.expected_completion(refund) == NOW + timedelta(days=6)
     refund.approve(NOW, "system")
-    assert policy.review_deadline(refund) is None
+    assert refund.review_deadline is None
     failed_at = NOW + timedelta(days=4)  # a Friday
     refund.fail(payment, FailureReason.SOURCE_INSTRUMENT_UNAVAILABLE, failed_at)
-    assert policy.review_deadline(refund) == failed_at + timedelta(days=3)
+    assert refund.review_deadline == failed_at + timedelta(days=3)
     assert policy.expected_completion(refund) is None
 
 
