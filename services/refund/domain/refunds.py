@@ -35,6 +35,11 @@ from .reasons import Reason
 from .sla import add_working_days, overdue
 
 SYSTEM_ACTOR: Final = "system"
+MAX_REASON_DETAIL_LENGTH: Final = 1000
+MAX_ORDER_ID_LENGTH: Final = 128
+MAX_SCREENSHOTS: Final = 10
+MAX_EVIDENCE_REF_LENGTH: Final = 256
+MAX_NOTE_LENGTH: Final = 2000
 
 
 class RefundState(StrEnum):
