@@ -86,6 +86,9 @@ class VerificationCase:
     account_id: str
     identity: Identity
     submitted_at: datetime
+    attempt: int = 1
+    """1 for the account's first case, one more for each resubmission: (account, attempt)
+    is unique, so two concurrent submissions of one account cannot both be stored."""
     state: CaseState = CaseState.PENDING
     resubmission_of: str | None = None
     review: Review | None = field(default=None)
@@ -106,6 +109,7 @@ class VerificationCase:
             account_id=account_id,
             identity=identity,
             submitted_at=now,
+            attempt=1 if previous is None else previous.attempt + 1,
             resubmission_of=ensure_may_submit(previous),
         )
 

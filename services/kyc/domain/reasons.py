@@ -31,6 +31,7 @@ class Reason(enum.StrEnum):
     REASON_NOT_ALLOWED = "REASON_NOT_ALLOWED"
     NOTE_INVALID = "NOTE_INVALID"
     KYC_NOT_APPROVED = "KYC_NOT_APPROVED"
+    PAGE_TOKEN_INVALID = "PAGE_TOKEN_INVALID"  # noqa: S105 (a reason, not a password)
 
 
 def invalid(field: str, description: str, reason: Reason) -> InvalidArgument:
@@ -55,4 +56,12 @@ def verification_not_found() -> NotFound:
 def kyc_not_approved() -> FailedPrecondition:
     return FailedPrecondition(
         "the account has no approved identity verification", reason=Reason.KYC_NOT_APPROVED
+    )
+
+
+def page_token_invalid() -> InvalidArgument:
+    return InvalidArgument(
+        [FieldViolation("page.page_token", "is not a token of this list")],
+        "the page token does not fit this list",
+        reason=Reason.PAGE_TOKEN_INVALID,
     )
