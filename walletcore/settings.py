@@ -15,6 +15,9 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field, HttpUrl, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from walletcore.keys import parse_key_spec
+from walletcore.tokens import DEVELOPMENT_IDENTITY_ISSUER, parse_jwks
+
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 _PORT = Field(default=0, ge=0, le=65535, description="0 binds an ephemeral port")
@@ -165,6 +168,30 @@ class ServiceSettings(BaseSettings):
             if isinstance(value, NotifierSettings):
                 problems.extend(value.production_problems(self.env_name(field_name)))
         return problems
+
+
+def checked_key_spec(value: SecretStr | None) -> SecretStr | None:
+    """A key-spec setting's validator body: parse_key_spec's errors name an entry's position,
+    never its content."""
+    if value is not None:
+        parse_key_spec(value.get_secret_value())
+    return value
+
+
+def checked_public_jwks(value: list[dict[str, str]] | None) -> list[dict[str, str]] | None:
+    """The identity provider's JWKS setting's validator body."""
+    if value is not None:
+        if not value:
+            raise ValueError("the identity provider's JWKS holds no key")
+        parse_jwks(value)
+    return value
+
+
+def identity_issuer_problems(settings: ServiceSettings, issuer: str) -> list[str]:
+    """What production refuses about the identity provider's issuer name."""
+    if issuer == DEVELOPMENT_IDENTITY_ISSUER:
+        return [f"{settings.env_name('identity_issuer')} must name the real identity provider"]
+    return []
 
 
 def _is_sqlite(database_url: str) -> bool:

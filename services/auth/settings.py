@@ -21,9 +21,15 @@ from typing import ClassVar
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from walletcore.keys import parse_key_spec
-from walletcore.settings import NotifierSettings, Profile, ServiceSettings
-from walletcore.tokens import DEVELOPMENT_IDENTITY_ISSUER, parse_jwks
+from walletcore.settings import (
+    NotifierSettings,
+    Profile,
+    ServiceSettings,
+    checked_key_spec,
+    checked_public_jwks,
+    identity_issuer_problems,
+)
+from walletcore.tokens import DEVELOPMENT_IDENTITY_ISSUER
 
 Jwks = list[dict[str, str]]
 
@@ -73,24 +79,14 @@ class AuthSettings(ServiceSettings):
     )
     @classmethod
     def _is_key_spec(cls, value: SecretStr | None) -> SecretStr | None:
-        # parse_key_spec's errors name an entry's position, never its content.
-        if value is not None:
-            parse_key_spec(value.get_secret_value())
-        return value
+        return checked_key_spec(value)
 
     @field_validator("identity_keys_jwks")
     @classmethod
     def _is_public_jwks(cls, value: Jwks | None) -> Jwks | None:
-        if value is not None:
-            if not value:
-                raise ValueError("the identity provider's JWKS holds no key")
-            parse_jwks(value)
-        return value
+        return checked_public_jwks(value)
 
     def production_problems(self) -> list[str]:
         problems = super().production_problems()
-        if self.identity_issuer == DEVELOPMENT_IDENTITY_ISSUER:
-            problems.append(
-                f"{self.env_name('identity_issuer')} must name the real identity provider"
-            )
+        problems.extend(identity_issuer_problems(self, self.identity_issuer))
         return problems

@@ -15,19 +15,16 @@ import copy
 import itertools
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final
 
 from services.kyc.domain.cases import CaseState, VerificationCase
 from services.kyc.domain.images import DocumentImage, ImageSide
 from services.kyc.domain.reasons import page_token_invalid
 from services.kyc.service.context import KycContext
-from services.kyc.service.ports import Cases, DocumentStore, QueuePage
+from services.kyc.service.ports import IDENTITY_INDEX_CONTEXT, Cases, DocumentStore, QueuePage
 from walletcore.audit import AuditRecord, AuditTrail
 from walletcore.crypto import BlindIndex
 from walletcore.errors import Aborted
 from walletcore.fakes import FakeClock, FakeTransactions, FakeUnitOfWork, SnapshotStore
-
-IDENTITY_INDEX_CONTEXT: Final = "kyc.identity"
 
 
 @dataclass

@@ -9,7 +9,7 @@ only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Self
+from typing import Final, Protocol, Self
 
 from services.kyc.domain.cases import VerificationCase
 from services.kyc.domain.images import DocumentImage, ImageSide
@@ -80,6 +80,10 @@ class KycUnitOfWork(Protocol):
     async def __aexit__(self, *exc_info: object) -> None: ...
 
     async def commit(self) -> None: ...
+
+
+IDENTITY_INDEX_CONTEXT: Final = "kyc.identity"
+"""The blind index's derivation context: its digests match nothing another index computes."""
 
 
 class IdentityIndex(Protocol):
