@@ -16,18 +16,12 @@ import grpc.aio
 from services.auth.api.convert import (
     client_context,
     contact_from,
-    enum_to_proto,
-    id_from,
-    idempotent,
     mask_client_address,
     masked_contact,
     origin_of,
-    page_of,
-    page_response,
     second_factor_from,
     security_event_to_proto,
     security_event_types_from,
-    timestamp,
 )
 from services.auth.domain.account import Account
 from services.auth.domain.proofs import FactorMethod
@@ -39,6 +33,14 @@ from services.auth.service.sessions import TokenPair
 from wallet.auth.v1 import auth_service_pb2 as pb
 from wallet.auth.v1 import types_pb2
 from walletcore.errors import InvalidArgument, Unauthenticated
+from walletcore.grpc.convert import (
+    enum_to_proto,
+    id_from,
+    idempotent,
+    page_of,
+    page_response,
+    timestamp,
+)
 from walletcore.identity import current_caller
 
 Context = grpc.aio.ServicerContext[Any, Any]

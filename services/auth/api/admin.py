@@ -13,18 +13,11 @@ import grpc.aio
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.auth.api.convert import (
-    DEFAULT_PAGE_SIZE,
     actor_to_proto,
     contact_from,
-    enum_to_proto,
-    idempotent,
     origin_of,
-    page_of,
-    page_response,
     security_event_to_proto,
     security_event_types_from,
-    timestamp,
-    to_datetime,
 )
 from services.auth.domain.account import FreezeRecord
 from services.auth.service import admin, timeline
@@ -34,6 +27,15 @@ from wallet.auth.v1 import account_admin_service_pb2 as pb
 from wallet.auth.v1 import account_admin_service_pb2_grpc, types_pb2
 from wallet.common.v1 import audit_pb2, contact_pb2, paging_pb2
 from walletcore.errors import InvalidArgument
+from walletcore.grpc.convert import (
+    DEFAULT_PAGE_SIZE,
+    enum_to_proto,
+    idempotent,
+    page_of,
+    page_response,
+    timestamp,
+    to_datetime,
+)
 from walletcore.identity import current_caller
 
 Context = grpc.aio.ServicerContext[Any, Any]

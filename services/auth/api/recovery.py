@@ -18,13 +18,8 @@ import grpc.aio
 from services.auth.api.convert import (
     channel_from,
     contact_from,
-    enum_from_proto,
-    enum_to_proto,
-    id_from,
-    idempotent,
     origin_of,
     second_factor_from,
-    timestamp,
 )
 from services.auth.domain.proofs import FactorMethod
 from services.auth.domain.stepup import StepUpPurpose
@@ -34,6 +29,13 @@ from services.auth.service.ports import AuthUnitOfWork, Transactions
 from wallet.auth.v1 import auth_service_pb2 as pb
 from wallet.auth.v1 import types_pb2
 from walletcore.errors import InvalidArgument
+from walletcore.grpc.convert import (
+    enum_from_proto,
+    enum_to_proto,
+    id_from,
+    idempotent,
+    timestamp,
+)
 from walletcore.identity import current_caller
 
 Context = grpc.aio.ServicerContext[Any, Any]

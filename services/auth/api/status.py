@@ -14,7 +14,9 @@ import grpc.aio
 from google.protobuf.duration_pb2 import Duration
 
 from services.auth.api.admin import masked_contact_to_proto
-from services.auth.api.convert import contact_from, enum_to_proto, idempotent, timestamp
+from services.auth.api.convert import (
+    contact_from,
+)
 from services.auth.service import status
 from services.auth.service.admin import parse_id
 from services.auth.service.context import AuthContext
@@ -22,6 +24,11 @@ from services.auth.service.ports import AuthUnitOfWork, Transactions
 from wallet.auth.v1 import account_status_service_pb2 as pb
 from wallet.auth.v1 import account_status_service_pb2_grpc, types_pb2
 from walletcore.errors import InvalidArgument
+from walletcore.grpc.convert import (
+    enum_to_proto,
+    idempotent,
+    timestamp,
+)
 from walletcore.identity import current_caller
 
 Context = grpc.aio.ServicerContext[Any, Any]
