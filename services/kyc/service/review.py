@@ -23,9 +23,13 @@ from walletcore.identity import OperatorRole
 _REVIEWER_ROLE: Final = OperatorRole.KYC_REVIEWER.value
 
 
+def case_target(case_id: str) -> str:
+    return f"case:{case_id}"
+
+
 class AuditAction(enum.StrEnum):
     CASE_READ = "kyc.case.read"
-    CASE_DECIDED = "kyc.case.decided"
+    CASE_DECIDED = "kyc.case.decide"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +86,7 @@ async def get_case(
             actor=reviewer_id,
             actor_role=_REVIEWER_ROLE,
             action=AuditAction.CASE_READ.value,
-            target=case.id,
+            target=case_target(case.id),
             details={"account_id": case.account_id},
         ),
         now,
@@ -118,7 +122,7 @@ async def decide_case(
             actor=reviewer_id,
             actor_role=_REVIEWER_ROLE,
             action=AuditAction.CASE_DECIDED.value,
-            target=case.id,
+            target=case_target(case.id),
             details=details,
         ),
         now,

@@ -242,8 +242,8 @@ async def test_reviewer_actions_are_audited_without_personal_data(fakes: KycFake
     await decide(fakes, case_id, Decision.REJECT_FINAL, RejectionReason.SUSPECTED_FRAUD)
     records = [record for record, _ in fakes.store.audit_records]
     assert [(r.action, r.actor, r.actor_role, r.target) for r in records] == [
-        (AuditAction.CASE_READ.value, "rev-1", "kyc_reviewer", case_id),
-        (AuditAction.CASE_DECIDED.value, "rev-1", "kyc_reviewer", case_id),
+        (AuditAction.CASE_READ.value, "rev-1", "kyc_reviewer", f"case:{case_id}"),
+        (AuditAction.CASE_DECIDED.value, "rev-1", "kyc_reviewer", f"case:{case_id}"),
     ]
     assert records[1].details == {
         "account_id": "acc-1",
