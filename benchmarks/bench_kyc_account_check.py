@@ -15,9 +15,7 @@ import asyncio
 import io
 import logging
 import re
-import statistics
 import tempfile
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import Any
 
 import grpc.aio
 
+from benchmarks.timing import median_latency
 from services.auth.bootstrap import build as build_auth
 from services.auth.settings import AuthSettings
 from services.kyc.bootstrap import build as build_kyc
@@ -51,15 +50,9 @@ def _ports() -> dict[str, Any]:
 
 
 async def _mean_latency(call: Callable[[], Awaitable[object]]) -> float:
-    for _ in range(WARM_UP_CALLS):
-        await call()
-    rounds = []
-    for _ in range(ROUNDS):
-        started = time.perf_counter()
-        for _ in range(CALLS_PER_ROUND):
-            await call()
-        rounds.append((time.perf_counter() - started) / CALLS_PER_ROUND)
-    return statistics.median(rounds)
+    return await median_latency(
+        call, rounds=ROUNDS, calls_per_round=CALLS_PER_ROUND, warm_up=WARM_UP_CALLS
+    )
 
 
 async def _register(auth_port: int, sms: io.StringIO) -> str:

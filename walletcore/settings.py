@@ -170,6 +170,54 @@ class ServiceSettings(BaseSettings):
         return problems
 
 
+class WalletServiceSettings(ServiceSettings):
+    """What every wallet service's settings add: the identity provider whose keys sign operator
+    and service tokens (`identity_keys_jwks`, a JSON list of public JWKs, issuer
+    `identity_issuer`), the key of rate-limit subjects and the limiter's Redis hash tag, and
+    migrating on start (the development default)."""
+
+    _REQUIRED_SECRETS: ClassVar[tuple[str, ...]] = (
+        *ServiceSettings._REQUIRED_SECRETS,
+        "rate_limit_subject_key",
+        "identity_keys_jwks",
+    )
+
+    rate_limit_subject_key: SecretStr | None = None
+    """A key spec; its active key keys the hashes of rate-limit subjects."""
+    rate_limit_namespace: str = Field(default="", pattern=r"^[A-Za-z0-9_.:-]{0,64}$")
+    """The Redis hash tag of the service's limiter keys (one Redis Cluster slot); empty means
+    the service's name."""
+    identity_keys_jwks: list[dict[str, str]] | None = None
+    identity_issuer: str = DEVELOPMENT_IDENTITY_ISSUER
+    migrate_on_start: bool = Field(
+        default_factory=lambda data: data.get("profile", Profile.DEVELOPMENT) == Profile.DEVELOPMENT
+    )
+
+    @model_validator(mode="after")
+    def _namespace_defaults_to_the_service(self) -> WalletServiceSettings:
+        if not self.rate_limit_namespace:
+            self.rate_limit_namespace = self.service_name
+        return self
+
+    @field_validator("rate_limit_subject_key")
+    @classmethod
+    def _subject_key_spec(cls, value: SecretStr | None) -> SecretStr | None:
+        return checked_key_spec(value)
+
+    @field_validator("identity_keys_jwks")
+    @classmethod
+    def _is_public_jwks(cls, value: list[dict[str, str]] | None) -> list[dict[str, str]] | None:
+        return checked_public_jwks(value)
+
+    def production_problems(self) -> list[str]:
+        problems = super().production_problems()
+        if self.identity_issuer == DEVELOPMENT_IDENTITY_ISSUER:
+            problems.append(
+                f"{self.env_name('identity_issuer')} must name the real identity provider"
+            )
+        return problems
+
+
 def checked_key_spec(value: SecretStr | None) -> SecretStr | None:
     """A key-spec setting's validator body: parse_key_spec's errors name an entry's position,
     never its content."""
@@ -185,13 +233,6 @@ def checked_public_jwks(value: list[dict[str, str]] | None) -> list[dict[str, st
             raise ValueError("the identity provider's JWKS holds no key")
         parse_jwks(value)
     return value
-
-
-def identity_issuer_problems(settings: ServiceSettings, issuer: str) -> list[str]:
-    """What production refuses about the identity provider's issuer name."""
-    if issuer == DEVELOPMENT_IDENTITY_ISSUER:
-        return [f"{settings.env_name('identity_issuer')} must name the real identity provider"]
-    return []
 
 
 def _is_sqlite(database_url: str) -> bool:

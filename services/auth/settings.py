@@ -21,28 +21,16 @@ from typing import ClassVar
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from walletcore.settings import (
-    NotifierSettings,
-    Profile,
-    ServiceSettings,
-    checked_key_spec,
-    checked_public_jwks,
-    identity_issuer_problems,
-)
-from walletcore.tokens import DEVELOPMENT_IDENTITY_ISSUER
-
-Jwks = list[dict[str, str]]
+from walletcore.settings import NotifierSettings, WalletServiceSettings, checked_key_spec
 
 
-class AuthSettings(ServiceSettings):
+class AuthSettings(WalletServiceSettings):
     model_config = SettingsConfigDict(env_prefix="AUTH_")
 
     _REQUIRED_SECRETS: ClassVar[tuple[str, ...]] = (
-        *ServiceSettings._REQUIRED_SECRETS,
+        *WalletServiceSettings._REQUIRED_SECRETS,
         "hash_keys",
         "contact_index_keys",
-        "rate_limit_subject_key",
-        "identity_keys_jwks",
     )
 
     service_name: str = "auth"
@@ -50,43 +38,18 @@ class AuthSettings(ServiceSettings):
 
     hash_keys: SecretStr | None = None
     contact_index_keys: SecretStr | None = None
-    rate_limit_subject_key: SecretStr | None = None
-    """A key spec; its active key keys the hashes of rate-limit subjects."""
-    rate_limit_namespace: str = Field(default="auth", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
-    """The Redis hash tag of auth's limiter keys (one Redis Cluster slot)."""
     code_resend_interval_seconds: int = Field(default=60, ge=1, le=3600)
     """How long one phone number or address waits between two codes (SMS or e-mail)."""
 
-    identity_keys_jwks: Jwks | None = None
-    identity_issuer: str = DEVELOPMENT_IDENTITY_ISSUER
     issuer: str = Field(default="wallet-auth", min_length=1)
     """Auth's own issuer name in the tokens it signs."""
 
     password_hash_concurrency: int = Field(default=2, ge=1, le=64)
     """Argon2id hashes running at once (about 19 MiB each): one per core."""
-    migrate_on_start: bool = Field(
-        default_factory=lambda data: data.get("profile", Profile.DEVELOPMENT) == Profile.DEVELOPMENT
-    )
     outbox_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     """How often the outbox dispatcher looks for messages when it found none."""
 
-    @field_validator(
-        "encryption_keys",
-        "signing_keys",
-        "hash_keys",
-        "contact_index_keys",
-        "rate_limit_subject_key",
-    )
+    @field_validator("encryption_keys", "signing_keys", "hash_keys", "contact_index_keys")
     @classmethod
     def _is_key_spec(cls, value: SecretStr | None) -> SecretStr | None:
         return checked_key_spec(value)
-
-    @field_validator("identity_keys_jwks")
-    @classmethod
-    def _is_public_jwks(cls, value: Jwks | None) -> Jwks | None:
-        return checked_public_jwks(value)
-
-    def production_problems(self) -> list[str]:
-        problems = super().production_problems()
-        problems.extend(identity_issuer_problems(self, self.identity_issuer))
-        return problems

@@ -16,24 +16,15 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from pydantic import ValidationError
-
 from services.kyc.adapters.protection import Protection
 from services.kyc.adapters.rekey import DEFAULT_BATCH_SIZE, rekey
 from services.kyc.bootstrap import MIGRATIONS_DIR, KycKeys, build
 from services.kyc.settings import KycSettings
 from walletcore.db import create_engine, session_factory
-from walletcore.grpc.server import BackgroundTaskFailed
-from walletcore.logging import configure_logging
 from walletcore.migrations import upgrade_to_head
-from walletcore.service_kit import prepared_database_url
+from walletcore.service_kit import load_settings, prepared_database_url, serve
 
 logger = logging.getLogger("services.kyc")
-
-
-async def _serve(settings: KycSettings) -> None:
-    # Built inside the loop: the channel to auth belongs to it.
-    await build(settings).run_until_signal()
 
 
 async def _rekey(settings: KycSettings, batch_size: int) -> None:
@@ -67,23 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     rekey_command = commands.add_parser("rekey", help="re-encrypt every row under the newest key")
     rekey_command.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     arguments = parser.parse_args(argv)
-    configure_logging("kyc")
-    try:
-        settings = KycSettings()
-    except ValidationError as refused:
-        # hide_input_in_errors keeps the values (URLs, keys) out of this message.
-        logger.error("the settings were refused: %s", refused)
+    settings = load_settings(KycSettings, "kyc", logger)
+    if settings is None:
         return 2
-    configure_logging(settings.service_name, settings.log_level)
     if arguments.command == "rekey":
         asyncio.run(_rekey(settings, arguments.batch_size))
         return 0
-    try:
-        asyncio.run(_serve(settings))
-    except BackgroundTaskFailed as failed:
-        logger.error("stopped because a background task failed: %s", failed)
-        return 1
-    return 0
+    return serve(lambda: build(settings), logger)
 
 
 if __name__ == "__main__":

@@ -58,19 +58,20 @@ from walletcore.grpc.interceptors import RateRule, by_caller
 from walletcore.grpc.server import Port, PortKind, ServiceServer
 from walletcore.idempotency import IdempotencyRecords
 from walletcore.identity import CredentialVerifier, OperatorRole
-from walletcore.keys import development_keys, parse_key_spec
 from walletcore.ratelimit import RateLimiter
 from walletcore.ratelimit.base import Policy
 from walletcore.service_kit import (
     EngineAuditReader,
     ServiceApp,
-    configured_or_development,
+    blind_index,
+    encryption_ring,
     grpc_service,
     identity_jwks,
     limiter_from_settings,
     prepared_database_url,
     release_all,
     rpc_policy,
+    subject_key,
 )
 from walletcore.tokens import (
     AccessTokenVerifier,
@@ -111,20 +112,10 @@ class KycKeys:
     @classmethod
     def from_settings(cls, settings: KycSettings) -> KycKeys:
         return cls(
-            encryption=configured_or_development(
-                settings.encryption_keys,
-                KeyRing.from_spec,
-                lambda: KeyRing.development(DEVELOPMENT_KEYS_LABEL),
-            ),
-            identity_index=configured_or_development(
-                settings.identity_index_keys,
-                lambda spec: BlindIndex.from_spec(spec, context=IDENTITY_INDEX_CONTEXT),
-                lambda: BlindIndex.development(context=IDENTITY_INDEX_CONTEXT),
-            ),
-            rate_limit_subjects=configured_or_development(
-                settings.rate_limit_subject_key,
-                lambda spec: parse_key_spec(spec)[0].secret,
-                lambda: development_keys(DEVELOPMENT_RATE_LIMIT_KEY_LABEL)[0].secret,
+            encryption=encryption_ring(settings.encryption_keys, DEVELOPMENT_KEYS_LABEL),
+            identity_index=blind_index(settings.identity_index_keys, IDENTITY_INDEX_CONTEXT),
+            rate_limit_subjects=subject_key(
+                settings.rate_limit_subject_key, DEVELOPMENT_RATE_LIMIT_KEY_LABEL
             ),
             identity_jwks=identity_jwks(settings.identity_keys_jwks),
         )

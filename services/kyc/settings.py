@@ -22,23 +22,16 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from walletcore.grpc.clients import InternalTargetOptions
-from walletcore.settings import (
-    Profile,
-    ServiceSettings,
-    checked_key_spec,
-    checked_public_jwks,
-    identity_issuer_problems,
-)
-from walletcore.tokens import DEVELOPMENT_IDENTITY_ISSUER
+from walletcore.settings import WalletServiceSettings, checked_key_spec
 
-Jwks = list[dict[str, str]]
 MAX_SUBMISSION_BYTES = 16 * 1024 * 1024
 """Three 5 MiB images and the rest of the request: the receive limit kyc_service.proto sets."""
 
 
-class KycSettings(ServiceSettings):
+class KycSettings(WalletServiceSettings):
     model_config = SettingsConfigDict(env_prefix="KYC_")
 
+    # Kyc signs nothing of its own (its service tokens are signed with its identity key).
     _REQUIRED_SECRETS: ClassVar[tuple[str, ...]] = (
         "encryption_keys",
         "identity_index_keys",
@@ -51,39 +44,21 @@ class KycSettings(ServiceSettings):
     max_receive_message_bytes: int = Field(default=MAX_SUBMISSION_BYTES, ge=1024)
 
     identity_index_keys: SecretStr | None = None
-    rate_limit_subject_key: SecretStr | None = None
-    rate_limit_namespace: str = Field(default="kyc", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     service_identity_keys: SecretStr | None = None
 
-    identity_keys_jwks: Jwks | None = None
-    identity_issuer: str = DEVELOPMENT_IDENTITY_ISSUER
     auth_issuer: str = Field(default="wallet-auth", min_length=1)
     """The issuer name in auth's access tokens (AUTH_ISSUER)."""
     auth_internal_address: str = Field(default="127.0.0.1:50053", min_length=1)
     auth_internal: InternalTargetOptions = InternalTargetOptions()
 
-    migrate_on_start: bool = Field(
-        default_factory=lambda data: data.get("profile", Profile.DEVELOPMENT) == Profile.DEVELOPMENT
-    )
-
     @field_validator(
-        "encryption_keys",
-        "signing_keys",
-        "identity_index_keys",
-        "rate_limit_subject_key",
-        "service_identity_keys",
+        "encryption_keys", "signing_keys", "identity_index_keys", "service_identity_keys"
     )
     @classmethod
     def _is_key_spec(cls, value: SecretStr | None) -> SecretStr | None:
         return checked_key_spec(value)
 
-    @field_validator("identity_keys_jwks")
-    @classmethod
-    def _is_public_jwks(cls, value: Jwks | None) -> Jwks | None:
-        return checked_public_jwks(value)
-
     def production_problems(self) -> list[str]:
         problems = super().production_problems()
-        problems.extend(identity_issuer_problems(self, self.identity_issuer))
         problems.extend(self.auth_internal.production_problems(self.env_name("auth_internal")))
         return problems

@@ -38,6 +38,7 @@ KINDS = ("PUBLIC", "ADMIN", "INTERNAL", "METRICS")
 
 
 def free_port() -> int:
+    """A port nothing listens on now (the process binds it a moment later)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -172,11 +173,13 @@ async def test_a_freeze_in_auth_is_refused_by_kyc_on_the_next_request(
             await verifications.GetVerification(
                 kyc_service_pb2.GetVerificationRequest(), metadata=metadata
             )
+        auth_status = await stop(auth)
+        kyc_status = await stop(kyc)
 
     details = error_details(refused.value)
     assert (details.code, details.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "ACCOUNT_FROZEN")
-    assert await stop(kyc) == 0, kyc.output()
-    assert await stop(auth) == 0, auth.output()
+    assert kyc_status == 0, kyc.output()
+    assert auth_status == 0, auth.output()
     logs = kyc.output()
     assert '"message": "server stopped"' in logs
     for secret in (RESIDENT_ID, RESIDENT_ID[:10], LEGAL_NAME, registered.tokens.access_token):
