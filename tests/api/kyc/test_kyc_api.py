@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from services.kyc.adapters.tables import document_images, verification_cases
 from services.kyc.domain.images import MAX_IMAGE_BYTES
-from tests.api.auth.harness import Registered, operator_metadata
+from tests.api.auth.harness import Registered, operator_metadata, service_metadata
 from tests.api.auth.test_admin_freeze import freeze_request
 from tests.api.kyc.harness import (
     JPEG,
@@ -296,7 +296,14 @@ async def test_only_reviewers_use_the_review_desk(kyc_app: KycTestApp) -> None:
             metadata=user.metadata,
         )
     )
-    assert status.code == grpc.StatusCode.UNAUTHENTICATED
+    assert (status.code, status.reason) == (grpc.StatusCode.UNAUTHENTICATED, "TOKEN_INVALID")
+    other_service = await refused(
+        kyc_app.status.GetVerificationLevel(
+            status_pb.GetVerificationLevelRequest(account_id=user.account_id),
+            metadata=service_metadata("refund", audience="kyc"),
+        )
+    )
+    assert other_service.code == grpc.StatusCode.PERMISSION_DENIED
 
 
 async def test_a_user_reads_only_their_own_case(kyc_app: KycTestApp) -> None:

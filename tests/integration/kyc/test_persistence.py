@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import date
@@ -30,7 +32,7 @@ from walletcore.db import create_engine, session_factory
 from walletcore.errors import Aborted, FailedPrecondition
 from walletcore.fakes import FakeClock
 from walletcore.idempotency import IdempotencyRecords
-from walletcore.keys import generate_key
+from walletcore.keys import format_key_spec, generate_key
 from walletcore.migrations import main, service_migrations_dir, upgrade_to_head
 from walletcore.transactions import SqlTransactions
 
@@ -256,3 +258,42 @@ async def test_one_account_racing_itself_stores_one_case(
     async with engine.connect() as connection:
         count = await connection.scalar(text("SELECT COUNT(*) FROM verification_cases"))
     assert count == 1
+
+
+async def test_the_rekey_command_rewrites_under_the_newest_key(
+    database_url: str, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    old_tx = transactions(sessions, Protection(OLD_RING))
+    case_id = await submit(old_tx, context(OLD_INDEX), "acc-1")
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("KYC_")}
+    environment.update(
+        {
+            "KYC_DATABASE_URL": database_url,
+            "KYC_ENCRYPTION_KEYS": format_key_spec([NEW_KEY, OLD_KEY]),
+            "KYC_IDENTITY_INDEX_KEYS": format_key_spec([NEW_INDEX_KEY, OLD_INDEX_KEY]),
+        }
+    )
+    command = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.kyc",
+        "rekey",
+        "--batch-size",
+        "1",
+        env=environment,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await command.communicate()
+    assert command.returncode == 0, output.decode()
+
+    new_only = transactions(sessions, Protection(KeyRing([NEW_KEY])))
+    new_index = BlindIndex([NEW_INDEX_KEY], context=IDENTITY_INDEX_CONTEXT)
+    review = await new_only.run(
+        lambda uow: get_case(uow, context(new_index), reviewer_id="rev-1", case_id=case_id)
+    )
+    assert review.case.identity.document.number == NUMBER
+    assert review.images[ImageSide.SELFIE].content == SELFIE
+    assert b"rekey finished: 1 cases" in output
+    assert NUMBER.encode() not in output
+    assert NAME.encode() not in output

@@ -114,7 +114,8 @@ class KycReviewServiceServicer:
         """Decides a pending case. Rejections need a reason code; the note stays internal.
         Errors: NOT_FOUND / CASE_NOT_FOUND, FAILED_PRECONDITION / CASE_ALREADY_DECIDED,
         INVALID_ARGUMENT / REASON_REQUIRED (a rejection without a reason),
-        INVALID_ARGUMENT / REASON_NOT_ALLOWED (an approval with a reason).
+        INVALID_ARGUMENT / REASON_NOT_ALLOWED (an approval with a reason),
+        INVALID_ARGUMENT / NOTE_INVALID (a note over 2,000 characters or with NUL).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -60,7 +60,8 @@ class KycReviewServiceStub:
     """Decides a pending case. Rejections need a reason code; the note stays internal.
     Errors: NOT_FOUND / CASE_NOT_FOUND, FAILED_PRECONDITION / CASE_ALREADY_DECIDED,
     INVALID_ARGUMENT / REASON_REQUIRED (a rejection without a reason),
-    INVALID_ARGUMENT / REASON_NOT_ALLOWED (an approval with a reason).
+    INVALID_ARGUMENT / REASON_NOT_ALLOWED (an approval with a reason),
+    INVALID_ARGUMENT / NOTE_INVALID (a note over 2,000 characters or with NUL).
     """
     VerifyAuditLog: _grpc.UnaryUnaryMultiCallable[_kyc_review_service_pb2.VerifyAuditLogRequest, _kyc_review_service_pb2.VerifyAuditLogResponse]
     """Recomputes kyc's audit chain from its first entry and reports the first broken link.
@@ -103,7 +104,8 @@ class KycReviewServiceAsyncStub(KycReviewServiceStub):
     """Decides a pending case. Rejections need a reason code; the note stays internal.
     Errors: NOT_FOUND / CASE_NOT_FOUND, FAILED_PRECONDITION / CASE_ALREADY_DECIDED,
     INVALID_ARGUMENT / REASON_REQUIRED (a rejection without a reason),
-    INVALID_ARGUMENT / REASON_NOT_ALLOWED (an approval with a reason).
+    INVALID_ARGUMENT / REASON_NOT_ALLOWED (an approval with a reason),
+    INVALID_ARGUMENT / NOTE_INVALID (a note over 2,000 characters or with NUL).
     """
     VerifyAuditLog: _aio.UnaryUnaryMultiCallable[_kyc_review_service_pb2.VerifyAuditLogRequest, _kyc_review_service_pb2.VerifyAuditLogResponse]  # type: ignore[assignment]
     """Recomputes kyc's audit chain from its first entry and reports the first broken link.
@@ -161,7 +163,8 @@ class KycReviewServiceServicer(metaclass=_abc_1.ABCMeta):
         """Decides a pending case. Rejections need a reason code; the note stays internal.
         Errors: NOT_FOUND / CASE_NOT_FOUND, FAILED_PRECONDITION / CASE_ALREADY_DECIDED,
         INVALID_ARGUMENT / REASON_REQUIRED (a rejection without a reason),
-        INVALID_ARGUMENT / REASON_NOT_ALLOWED (an approval with a reason).
+        INVALID_ARGUMENT / REASON_NOT_ALLOWED (an approval with a reason),
+        INVALID_ARGUMENT / NOTE_INVALID (a note over 2,000 characters or with NUL).
         """
 
     @_abc_1.abstractmethod

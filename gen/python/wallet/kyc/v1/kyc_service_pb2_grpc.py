@@ -87,11 +87,16 @@ class KycServiceServicer:
 
     def SubmitVerification(self, request, context):
         """Submits identity data and images for review; the new case is PENDING.
-        Errors: INVALID_ARGUMENT with field violations (e.g. DOCUMENT_NUMBER_INVALID,
-        DOCUMENT_EXPIRED, IMAGE_TOO_LARGE, IMAGE_TYPE_UNSPECIFIED, IMAGE_TYPE_UNSUPPORTED),
+        Errors: INVALID_ARGUMENT with a field violation for every bad field at once, the ErrorInfo
+        reason naming the first one's rule: LEGAL_NAME_INVALID, DOCUMENT_TYPE_UNSUPPORTED (type
+        unset), DOCUMENT_NUMBER_INVALID, COUNTRY_INVALID, DOCUMENT_EXPIRED, DATE_OF_BIRTH_INVALID,
+        IMAGE_REQUIRED, IMAGE_TOO_LARGE, IMAGE_TYPE_UNSPECIFIED, IMAGE_TYPE_UNSUPPORTED;
         FAILED_PRECONDITION / UNDERAGE, FAILED_PRECONDITION / VERIFICATION_PENDING (a case is
         already waiting), FAILED_PRECONDITION / ALREADY_VERIFIED,
-        FAILED_PRECONDITION / VERIFICATION_REJECTED_FINAL, RESOURCE_EXHAUSTED / RATE_LIMITED.
+        FAILED_PRECONDITION / VERIFICATION_REJECTED_FINAL, ABORTED (another submission of the
+        same account was stored at the same moment), RESOURCE_EXHAUSTED / RATE_LIMITED (10 an
+        hour per account). A request larger than 16 MiB is refused by gRPC itself with
+        RESOURCE_EXHAUSTED before kyc reads it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -31,7 +31,8 @@ class KycStatusServiceStub:
     privilege). Served on kyc's internal port.
 
     Authentication: a service identity (mutual TLS in production, a signed service token in
-    development); users and operators get PERMISSION_DENIED / PERMISSION_DENIED.
+    development), binding's only; another service gets PERMISSION_DENIED, and a user's or an
+    operator's token is no service credential at all (UNAUTHENTICATED / TOKEN_INVALID).
 
     Errors follow the google.rpc richer error model (ErrorInfo with an UPPER_SNAKE_CASE reason
     and the service's domain, BadRequest field violations for bad input); the reasons are listed
@@ -62,7 +63,8 @@ class KycStatusServiceServicer:
     privilege). Served on kyc's internal port.
 
     Authentication: a service identity (mutual TLS in production, a signed service token in
-    development); users and operators get PERMISSION_DENIED / PERMISSION_DENIED.
+    development), binding's only; another service gets PERMISSION_DENIED, and a user's or an
+    operator's token is no service credential at all (UNAUTHENTICATED / TOKEN_INVALID).
 
     Errors follow the google.rpc richer error model (ErrorInfo with an UPPER_SNAKE_CASE reason
     and the service's domain, BadRequest field violations for bad input); the reasons are listed
@@ -115,7 +117,8 @@ class KycStatusService:
     privilege). Served on kyc's internal port.
 
     Authentication: a service identity (mutual TLS in production, a signed service token in
-    development); users and operators get PERMISSION_DENIED / PERMISSION_DENIED.
+    development), binding's only; another service gets PERMISSION_DENIED, and a user's or an
+    operator's token is no service credential at all (UNAUTHENTICATED / TOKEN_INVALID).
 
     Errors follow the google.rpc richer error model (ErrorInfo with an UPPER_SNAKE_CASE reason
     and the service's domain, BadRequest field violations for bad input); the reasons are listed
