@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from sqlalchemy import Row, and_, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kyc.adapters.protection import Protection
@@ -73,7 +74,7 @@ class SqlCases:
             # A savepoint, so that losing the race leaves the transaction usable on PostgreSQL.
             async with self._session.begin_nested():
                 await self._session.execute(insert(verification_cases).values(values))
-        except Exception as error:
+        except IntegrityError as error:
             if is_unique_violation(error):
                 raise Aborted("another submission of this account was stored meanwhile") from None
             raise

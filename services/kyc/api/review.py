@@ -16,7 +16,7 @@ from services.kyc.api.convert import (
     state_to_proto,
     verification_to_proto,
 )
-from services.kyc.domain.cases import Decision, RejectionReason
+from services.kyc.domain.cases import CaseFlag, Decision, RejectionReason
 from services.kyc.domain.images import DocumentImage, ImageSide
 from services.kyc.service import review
 from services.kyc.service.context import KycContext
@@ -50,7 +50,7 @@ from walletcore.transactions import Transactions
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
-def _flags(flags: list[Any]) -> list[types_pb2.CaseFlag.ValueType]:
+def _flags(flags: list[CaseFlag]) -> list[types_pb2.CaseFlag.ValueType]:
     return [enum_to_proto(types_pb2.CaseFlag, flag) for flag in flags]
 
 
