@@ -157,3 +157,9 @@ def test_changing_one_character_is_refused_unless_still_valid(
     else:
         with pytest.raises(InvalidArgument):
             ResidentIdNumber.parse(changed, today=TODAY)
+
+
+def test_a_retired_county_code_is_still_accepted() -> None:
+    # 110103 was Beijing's Chongwen district until 2010; its holders keep the code for life.
+    number = with_check("11010319800101001")
+    assert ResidentIdNumber.parse(number, today=TODAY).birth_date == date(1980, 1, 1)
