@@ -30,6 +30,7 @@ from walletcore.audit import AuditVerification, canonical_json
 from walletcore.clock import Clock
 from walletcore.crypto import DecryptionFailed, KeyRing
 from walletcore.errors import FieldViolation, InvalidArgument
+from walletcore.grpc.convert import page_token_from
 
 MAX_AUDIT_EXPORT_PAGE_SIZE: Final = 1_000
 DEFAULT_AUDIT_EXPORT_PAGE_SIZE: Final = 50
@@ -218,4 +219,4 @@ def export_page(page: paging_pb2.PageRequest) -> tuple[int, str]:
     """PageRequest as documented, but up to MAX_AUDIT_EXPORT_PAGE_SIZE entries per page."""
     if page.page_size < 0:
         raise InvalidArgument.field("page.page_size", "must not be negative")
-    return page.page_size or DEFAULT_AUDIT_EXPORT_PAGE_SIZE, page.page_token
+    return page.page_size or DEFAULT_AUDIT_EXPORT_PAGE_SIZE, page_token_from(page)

@@ -97,11 +97,17 @@ async def add_event(
     *,
     dedupe_key: str | None = None,
     now: datetime | None = None,
+    settled: bool = False,
 ) -> str:
     """Write an event in the caller's transaction and return its `event_id`.
 
     With a `dedupe_key`, an event of the same topic and key that already exists is kept as it
     is and its id returned, so a retried request does not notify twice.
+
+    A `settled` event is written by the same statement but stored as delivered already: no
+    dispatcher ever claims it and `purge_delivered` removes it with the delivered ones. It is
+    for work that must cost what a real notification costs and send nothing (the decoy of an
+    enumeration-safe start, which answers a stranger exactly as it answers an account holder).
     """
     if not topic or len(topic) > _TOPIC_MAX:
         raise ValueError(f"topic must be 1 to {_TOPIC_MAX} characters")
@@ -117,6 +123,8 @@ async def add_event(
         "created_at": created_at,
         "available_at": created_at,
         "attempts": 0,
+        # Always given, so a settled event is written by the very statement a pending one is.
+        "delivered_at": created_at if settled else None,
     }
     if dedupe_key is None:
         await executor.execute(sa.insert(table).values(values))

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field, HttpUrl, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from walletcore.idempotency import PURGE_INTERVAL_SECONDS
 from walletcore.keys import parse_key_spec
 from walletcore.tokens import DEVELOPMENT_IDENTITY_ISSUER, parse_jwks
 
@@ -173,17 +174,25 @@ class ServiceSettings(BaseSettings):
 class WalletServiceSettings(ServiceSettings):
     """What every wallet service's settings add: the identity provider whose keys sign operator
     and service tokens (`identity_keys_jwks`, a JSON list of public JWKs, issuer
-    `identity_issuer`), the key of rate-limit subjects and the limiter's Redis hash tag, and
-    migrating on start (the development default)."""
+    `identity_issuer`), the key of rate-limit subjects and the limiter's Redis hash tag, the
+    key of idempotency fingerprints and how often expired records are purged, and migrating on
+    start (the development default)."""
 
     _REQUIRED_SECRETS: ClassVar[tuple[str, ...]] = (
         *ServiceSettings._REQUIRED_SECRETS,
         "rate_limit_subject_key",
+        "idempotency_keys",
         "identity_keys_jwks",
     )
 
     rate_limit_subject_key: SecretStr | None = None
     """A key spec; its active key keys the hashes of rate-limit subjects."""
+    idempotency_keys: SecretStr | None = None
+    """A key spec; keys the fingerprints of requests in the idempotency records."""
+    idempotency_purge_interval_seconds: float = Field(
+        default=PURGE_INTERVAL_SECONDS, gt=0, le=86400
+    )
+    """How often idempotency records past their retention (30 days) are deleted."""
     rate_limit_namespace: str = Field(default="", pattern=r"^[A-Za-z0-9_.:-]{0,64}$")
     """The Redis hash tag of the service's limiter keys (one Redis Cluster slot); empty means
     the service's name."""
@@ -199,9 +208,9 @@ class WalletServiceSettings(ServiceSettings):
             self.rate_limit_namespace = self.service_name
         return self
 
-    @field_validator("rate_limit_subject_key")
+    @field_validator("rate_limit_subject_key", "idempotency_keys")
     @classmethod
-    def _subject_key_spec(cls, value: SecretStr | None) -> SecretStr | None:
+    def _wallet_key_specs(cls, value: SecretStr | None) -> SecretStr | None:
         return checked_key_spec(value)
 
     @field_validator("identity_keys_jwks")

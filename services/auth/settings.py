@@ -4,9 +4,12 @@ Keys arrive as `kid:base64url` specs (walletcore.keys), the first entry active:
 
     AUTH_ENCRYPTION_KEYS        TOTP secrets, sealed outbox messages, stored idempotent answers
     AUTH_SIGNING_KEYS           auth's Ed25519 keys for access tokens and step-up grants
-    AUTH_HASH_KEYS              keyed hashes of codes, refresh tokens, tickets, recovery codes
+    AUTH_HASH_KEYS              keyed hashes of codes, refresh tokens, tickets, recovery codes;
+                                signs sign-in device tokens (a key derived for that use)
     AUTH_CONTACT_INDEX_KEYS     the blind index that finds accounts by phone or email
     AUTH_RATE_LIMIT_SUBJECT_KEY keys the hashes of rate-limit subjects in Redis (phone numbers)
+    AUTH_IDEMPOTENCY_KEYS       keys the stored fingerprints of requests (their bodies may hold
+                                passwords), kept as long as the idempotency records (30 days)
     AUTH_IDENTITY_KEYS_JWKS     JSON list of the identity provider's public JWKs, which sign
                                 operator and service tokens (issuer AUTH_IDENTITY_ISSUER)
 

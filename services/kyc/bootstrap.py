@@ -55,8 +55,8 @@ from walletcore.grpc.clients import (
     service_token_issuer,
 )
 from walletcore.grpc.interceptors import RateRule, by_caller
-from walletcore.grpc.server import Port, PortKind, ServiceServer
-from walletcore.idempotency import IdempotencyRecords
+from walletcore.grpc.server import BackgroundTask, Port, PortKind, ServiceServer
+from walletcore.idempotency import IdempotencyRecords, RetentionPurge
 from walletcore.identity import CredentialVerifier, OperatorRole
 from walletcore.ratelimit import RateLimiter
 from walletcore.ratelimit.base import Policy
@@ -70,7 +70,9 @@ from walletcore.service_kit import (
     limiter_from_settings,
     prepared_database_url,
     release_all,
+    request_fingerprints,
     rpc_policy,
+    run_until_shutdown,
     subject_key,
 )
 from walletcore.tokens import (
@@ -107,6 +109,7 @@ class KycKeys:
     encryption: KeyRing
     identity_index: BlindIndex
     rate_limit_subjects: bytes
+    request_fingerprints: BlindIndex
     identity_jwks: list[dict[str, str]]
 
     @classmethod
@@ -117,6 +120,7 @@ class KycKeys:
             rate_limit_subjects=subject_key(
                 settings.rate_limit_subject_key, DEVELOPMENT_RATE_LIMIT_KEY_LABEL
             ),
+            request_fingerprints=request_fingerprints(settings.idempotency_keys),
             identity_jwks=identity_jwks(settings.identity_keys_jwks),
         )
 
@@ -179,9 +183,12 @@ def build(
         clock=clock, new_id=lambda: uuid.uuid4().hex, identity_index=keys.identity_index
     )
     protection = Protection(keys.encryption)
-    tx = SqlTransactions(
-        lambda: SqlKycUnitOfWork(sessions, protection),
-        IdempotencyRecords(idempotency_records, clock=clock),
+    idempotency = IdempotencyRecords(
+        idempotency_records, fingerprints=keys.request_fingerprints, clock=clock
+    )
+    tx = SqlTransactions(lambda: SqlKycUnitOfWork(sessions, protection), idempotency)
+    purge = RetentionPurge(
+        idempotency, sessions, interval_seconds=settings.idempotency_purge_interval_seconds
     )
     clients = InternalClients(
         ServiceTokens(
@@ -200,8 +207,16 @@ def build(
             AccessTokenVerifier(auth_keyset(auth, clock=clock), settings.auth_issuer, clock=clock),
             auth,
         )
+
+    async def purge_expired_requests() -> None:
+        await run_until_shutdown(server, purge.run_forever)
+
     server = ServiceServer(
-        settings, _ports(settings, keys, ctx, tx, engine, users, clock), limiter, logger
+        settings,
+        _ports(settings, keys, ctx, tx, engine, users, clock),
+        limiter,
+        logger,
+        [BackgroundTask("idempotency-purge", purge_expired_requests)],
     )
     return KycApp(
         settings=settings,

@@ -5,6 +5,7 @@ Keys arrive as `kid:base64url` specs (walletcore.keys), the first entry active:
     KYC_ENCRYPTION_KEYS          identity data, reviewer notes and document images at rest
     KYC_IDENTITY_INDEX_KEYS      the blind index that finds a document number submitted twice
     KYC_RATE_LIMIT_SUBJECT_KEY   keys the hashes of rate-limit subjects in Redis
+    KYC_IDEMPOTENCY_KEYS         keys the stored fingerprints of requests (30 days)
     KYC_SERVICE_IDENTITY_KEYS    kyc's own identity key: signs its service tokens to auth
     KYC_IDENTITY_KEYS_JWKS       JSON list of the identity provider's public JWKs, which sign
                                  operator and service tokens (issuer KYC_IDENTITY_ISSUER)
@@ -36,6 +37,7 @@ class KycSettings(WalletServiceSettings):
         "encryption_keys",
         "identity_index_keys",
         "rate_limit_subject_key",
+        "idempotency_keys",
         "service_identity_keys",
         "identity_keys_jwks",
     )

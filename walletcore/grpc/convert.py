@@ -1,5 +1,5 @@
 """Translations every service's api layer shares between protobuf and plain values: times,
-paging, enums by name, issued ids, and running an idempotent mutation.
+paging, enums by name, issued ids (walletcore.validation), and running an idempotent mutation.
 
 Bad request fields raise `InvalidArgument` naming the proto field path, so every RPC of every
 service reports bad input alike.
@@ -8,7 +8,6 @@ service reports bad input alike.
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ from walletcore.errors import InvalidArgument
 from walletcore.idempotency import IdempotencyKey
 from walletcore.identity import CallerKind, current_caller
 from walletcore.transactions import Transactions
+from walletcore.validation import ISSUED_ID, PAGE_TOKEN, checked_token
 
 if TYPE_CHECKING:
     # The stubs' generic name for what is EnumTypeWrapper at run time.
@@ -91,7 +91,12 @@ def page_of(page: paging_pb2.PageRequest, field: str = "page") -> PageSpec:
     if page.page_size < 0:
         raise InvalidArgument.field(f"{field}.page_size", "must not be negative")
     size = min(page.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    return PageSpec(size=size, token=page.page_token)
+    return PageSpec(size=size, token=page_token_from(page, field))
+
+
+def page_token_from(page: paging_pb2.PageRequest, field: str = "page") -> str:
+    """The page token spelled as the services spell them (or empty, for the first page)."""
+    return checked_token(page.page_token, f"{field}.page_token", PAGE_TOKEN, required=False)
 
 
 def page_response(next_page_token: str) -> paging_pb2.PageResponse:
@@ -128,14 +133,8 @@ def _prefix_of(proto_enum: _EnumTypeWrapper[Any]) -> str:
 
 # -- ids ---------------------------------------------------------------------------------------
 
-# uuid hex: anything else cannot name one of them, and never reaches a query.
-_ISSUED_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
-
 
 def id_from(raw: str, field: str) -> str:
-    """An id this service issued, from request field `field`; InvalidArgument otherwise."""
-    if not raw:
-        raise InvalidArgument.field(field, "is required")
-    if not _ISSUED_ID.fullmatch(raw):
-        raise InvalidArgument.field(field, "is not an id this service issued")
-    return raw
+    """An id this service issued (uuid hex), from request field `field`; InvalidArgument
+    otherwise. Anything else cannot name one of its rows and never reaches a query."""
+    return checked_token(raw, field, ISSUED_ID)

@@ -57,11 +57,13 @@ class NotificationOutbox:
         message: SmsMessage | EmailMessage,
         *,
         dedupe_key: str | None = None,
+        deliver: bool = True,
     ) -> str:
         """Write `message` in the caller's transaction and return its outbox `event_id`.
 
         A `dedupe_key` (stored in clear: never a contact or a code) makes a retried request
-        enqueue the message once.
+        enqueue the message once. With `deliver=False` the message is sealed and written just
+        the same but settled at once (`add_event(settled=True)`): it is never sent.
         """
         if isinstance(message, SmsMessage):
             topic, fields = TOPIC_SMS, {"to": message.to, "text": message.text}
@@ -74,7 +76,13 @@ class NotificationOutbox:
         )
         payload = {_SEALED: base64.b64encode(sealed).decode("ascii")}
         return await add_event(
-            executor, self._table, topic, payload, dedupe_key=dedupe_key, now=self._clock()
+            executor,
+            self._table,
+            topic,
+            payload,
+            dedupe_key=dedupe_key,
+            now=self._clock(),
+            settled=not deliver,
         )
 
     def handlers(self, transports: Transports) -> Mapping[str, Handler]:

@@ -35,6 +35,11 @@ _IF_NOT_YOU: Final = (
     "If this wasn't you, freeze your account at once in the Wallet app (no password needed) "
     "and contact Wallet support."
 )
+_DECOY_DESTINATIONS: Final[Mapping[ContactKind, Contact]] = {
+    ContactKind.PHONE: Phone("+10000000000"),
+    ContactKind.EMAIL: Email("decoy@example.com"),
+}
+_DECOY_CODE: Final = "000000"
 _CONTACT_NOUNS: Final = {ContactKind.PHONE.value: "phone number", ContactKind.EMAIL.value: "email"}
 
 
@@ -219,3 +224,18 @@ class OutboxNotifier:
     async def security_notice(self, recipients: Sequence[Contact], event: SecurityEvent) -> None:
         for recipient in recipients:
             await self._outbox.enqueue(self._executor, notice_message(recipient, event))
+
+    async def decoy_code(
+        self, kind: ContactKind, *, purpose: ChallengePurpose, expires_at: datetime
+    ) -> None:
+        # Rendered and sealed like a real code, to a placeholder nobody owns, and written
+        # settled: the outbox never delivers it.
+        lifetime = expires_at - self._clock()
+        message = code_message(
+            _DECOY_DESTINATIONS[kind], code=_DECOY_CODE, purpose=purpose, lifetime=lifetime
+        )
+        await self._outbox.enqueue(self._executor, message, deliver=False)
+
+    async def decoy_notice(self, kind: ContactKind, event: SecurityEvent) -> None:
+        message = notice_message(_DECOY_DESTINATIONS[kind], event)
+        await self._outbox.enqueue(self._executor, message, deliver=False)

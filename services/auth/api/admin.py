@@ -14,8 +14,10 @@ from services.auth.api.convert import (
     actor_to_proto,
     contact_from,
     origin_of,
+    reason_from,
     security_event_to_proto,
     security_event_types_from,
+    ticket_ref_from,
 )
 from services.auth.domain.account import FreezeRecord
 from services.auth.service import admin, timeline
@@ -33,6 +35,7 @@ from walletcore.audit_rpcs import (
 )
 from walletcore.grpc.convert import (
     enum_to_proto,
+    id_from,
     idempotent,
     page_of,
     page_response,
@@ -52,7 +55,9 @@ class AccountAdminServicer(account_admin_service_pb2_grpc.AccountAdminServiceSer
     async def FreezeAccount(
         self, request: pb.FreezeAccountRequest, context: Context
     ) -> pb.FreezeAccountResponse:
-        account_id = admin.parse_id(request.account_id, field="account_id")
+        account_id = id_from(request.account_id, "account_id")
+        reason = reason_from(request.reason)
+        ticket_ref = ticket_ref_from(request.ticket_ref)
 
         async def work(uow: AuthUnitOfWork) -> bytes:
             result = await admin.freeze_account(
@@ -60,8 +65,8 @@ class AccountAdminServicer(account_admin_service_pb2_grpc.AccountAdminServiceSer
                 self.ctx,
                 officer_id=current_caller().subject,
                 account_id=account_id,
-                reason=request.reason,
-                ticket_ref=request.ticket_ref,
+                reason=reason,
+                ticket_ref=ticket_ref,
                 origin=origin_of(),
             )
             return pb.FreezeAccountResponse(
@@ -75,7 +80,9 @@ class AccountAdminServicer(account_admin_service_pb2_grpc.AccountAdminServiceSer
     async def UnfreezeAccount(
         self, request: pb.UnfreezeAccountRequest, context: Context
     ) -> pb.UnfreezeAccountResponse:
-        account_id = admin.parse_id(request.account_id, field="account_id")
+        account_id = id_from(request.account_id, "account_id")
+        reason = reason_from(request.reason)
+        ticket_ref = ticket_ref_from(request.ticket_ref)
 
         async def work(uow: AuthUnitOfWork) -> bytes:
             unfrozen_at = await admin.unfreeze_account(
@@ -83,8 +90,8 @@ class AccountAdminServicer(account_admin_service_pb2_grpc.AccountAdminServiceSer
                 self.ctx,
                 officer_id=current_caller().subject,
                 account_id=account_id,
-                reason=request.reason,
-                ticket_ref=request.ticket_ref,
+                reason=reason,
+                ticket_ref=ticket_ref,
                 origin=origin_of(),
             )
             response = pb.UnfreezeAccountResponse(unfrozen_at=timestamp(unfrozen_at))
@@ -96,9 +103,11 @@ class AccountAdminServicer(account_admin_service_pb2_grpc.AccountAdminServiceSer
         self, request: pb.BulkFreezeAccountsRequest, context: Context
     ) -> pb.BulkFreezeAccountsResponse:
         account_ids = [
-            admin.parse_id(account_id, field=f"account_ids[{index}]")
+            id_from(account_id, f"account_ids[{index}]")
             for index, account_id in enumerate(request.account_ids)
         ]
+        reason = reason_from(request.reason)
+        ticket_ref = ticket_ref_from(request.ticket_ref)
 
         async def work(uow: AuthUnitOfWork) -> bytes:
             result = await admin.bulk_freeze_accounts(
@@ -106,8 +115,8 @@ class AccountAdminServicer(account_admin_service_pb2_grpc.AccountAdminServiceSer
                 self.ctx,
                 officer_id=current_caller().subject,
                 account_ids=account_ids,
-                reason=request.reason,
-                ticket_ref=request.ticket_ref,
+                reason=reason,
+                ticket_ref=ticket_ref,
                 origin=origin_of(),
             )
             return pb.BulkFreezeAccountsResponse(
@@ -128,7 +137,9 @@ class AccountAdminServicer(account_admin_service_pb2_grpc.AccountAdminServiceSer
     async def RevokeAccountSessions(
         self, request: pb.RevokeAccountSessionsRequest, context: Context
     ) -> pb.RevokeAccountSessionsResponse:
-        account_id = admin.parse_id(request.account_id, field="account_id")
+        account_id = id_from(request.account_id, "account_id")
+        reason = reason_from(request.reason)
+        ticket_ref = ticket_ref_from(request.ticket_ref)
 
         async def work(uow: AuthUnitOfWork) -> bytes:
             revoked = await admin.revoke_account_sessions(
@@ -136,8 +147,8 @@ class AccountAdminServicer(account_admin_service_pb2_grpc.AccountAdminServiceSer
                 self.ctx,
                 officer_id=current_caller().subject,
                 account_id=account_id,
-                reason=request.reason,
-                ticket_ref=request.ticket_ref,
+                reason=reason,
+                ticket_ref=ticket_ref,
                 origin=origin_of(),
             )
             response = pb.RevokeAccountSessionsResponse(revoked_session_count=revoked)
@@ -148,7 +159,7 @@ class AccountAdminServicer(account_admin_service_pb2_grpc.AccountAdminServiceSer
     async def GetAccount(
         self, request: pb.AccountAdminServiceGetAccountRequest, context: Context
     ) -> pb.AccountAdminServiceGetAccountResponse:
-        account_id = admin.parse_id(request.account_id, field="account_id")
+        account_id = id_from(request.account_id, "account_id")
 
         async def work(uow: AuthUnitOfWork) -> admin.AdminAccountView:
             return await admin.get_account(uow, self.ctx, account_id=account_id)
@@ -171,7 +182,7 @@ class AccountAdminServicer(account_admin_service_pb2_grpc.AccountAdminServiceSer
     async def ListSecurityEvents(
         self, request: pb.AccountAdminServiceListSecurityEventsRequest, context: Context
     ) -> pb.AccountAdminServiceListSecurityEventsResponse:
-        account_id = admin.parse_id(request.account_id, field="account_id")
+        account_id = id_from(request.account_id, "account_id")
         page = page_of(request.page)
         types = security_event_types_from(request.types)
 

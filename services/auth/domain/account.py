@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
@@ -169,10 +170,9 @@ class Account:
     ) -> tuple[DomainEvent, ...]:
         """A wrong password or second factor; `locked` is what SignInThrottle.record_failure
         answered, and adds a notified SIGN_IN_LOCKED event."""
-        events = self._record(SecurityEventType.SIGN_IN_FAILED, origin, now)
-        if locked:
-            events += self._record(SecurityEventType.SIGN_IN_LOCKED, origin, now)
-        return events
+        return failed_sign_in_events(
+            self.id, locked=locked, origin=origin, now=now, contacts=self.contact_values
+        )
 
     def complete_credential_reset(
         self,
@@ -569,6 +569,33 @@ class Account:
     def _require_own_codes(self, codes: RecoveryCodeSet) -> None:
         if codes.account_id != self.id:
             raise ValueError("the recovery codes belong to another account")
+
+
+def failed_sign_in_events(
+    subject: str,
+    *,
+    locked: bool,
+    origin: Origin,
+    now: datetime,
+    contacts: Sequence[Contact] = (),
+) -> tuple[DomainEvent, ...]:
+    """SIGN_IN_FAILED (and SIGN_IN_LOCKED, notified to `contacts`) for `subject`: an account
+    id, or the keyed reference of an identifier that has no account, whose failures are
+    recorded all the same (the security team sees them, and both cost the same work)."""
+    event_types = [SecurityEventType.SIGN_IN_FAILED]
+    if locked:
+        event_types.append(SecurityEventType.SIGN_IN_LOCKED)
+    events: tuple[DomainEvent, ...] = ()
+    for event_type in event_types:
+        event = SecurityEvent(
+            type=event_type,
+            account_id=subject,
+            occurred_at=now,
+            actor=Actor.user(subject),
+            origin=origin,
+        )
+        events += recorded(event, contacts)
+    return events
 
 
 def _require_security_officer(actor: Actor) -> None:

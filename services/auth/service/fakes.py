@@ -36,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Generic, Self, TypeVar
 
 from services.auth.domain.account import Account, AccountStatus
-from services.auth.domain.contacts import Contact, Email
+from services.auth.domain.contacts import Contact, ContactKind, Email
 from services.auth.domain.events import RevokeReason, SecurityEvent
 from services.auth.domain.ledger import (
     DEFAULT_CODE_FAILURE_POLICY,
@@ -54,6 +54,7 @@ from services.auth.service.context import AuthContext, AuthRules
 from services.auth.service.ports import (
     Accounts,
     AuthUnitOfWork,
+    CodeDestination,
     CodeFailureLedgers,
     EventPage,
     FailureCounters,
@@ -63,6 +64,7 @@ from services.auth.service.ports import (
     PendingSignIns,
     SecurityEvents,
     Sessions,
+    SignInCredentials,
     StepUpChallenges,
     StoredSecurityEvent,
     UsedGrants,
@@ -109,7 +111,7 @@ class SentNotice:
 
 @dataclass(frozen=True, slots=True)
 class IdempotencyRecord:
-    fingerprint: str
+    body_digest: str
     response: bytes
 
 
@@ -131,6 +133,10 @@ class FakeStore:
     audit_records: list[tuple[AuditRecord, datetime]] = field(default_factory=list)
     sent_codes: list[SentCode] = field(default_factory=list)
     sent_notices: list[SentNotice] = field(default_factory=list)
+    decoy_codes: list[tuple[ContactKind, ChallengePurpose]] = field(default_factory=list)
+    """What `Notifier.decoy_code` wrote and never sent."""
+    decoy_notices: list[tuple[ContactKind, SecurityEvent]] = field(default_factory=list)
+    """What `Notifier.decoy_notice` wrote and never sent."""
     idempotency_records: dict[tuple[str, str, str], IdempotencyRecord] = field(default_factory=dict)
 
     @property
@@ -269,6 +275,22 @@ class FakeAccounts(_Repository):
     ) -> Account | None:
         owner = self._owner_of(contact)
         return None if owner is None else copy.deepcopy(self._store.accounts[owner])
+
+    async def find_code_destination(
+        self, identifier: Contact, kind: ContactKind
+    ) -> CodeDestination | None:
+        owner = self._owner_of(identifier)
+        if owner is None:
+            return None
+        account = self._store.accounts[owner]
+        return CodeDestination(account.id, account.status, account.contact_of_kind(kind))
+
+    async def find_sign_in_credentials(self, identifier: Contact) -> SignInCredentials | None:
+        owner = self._owner_of(identifier)
+        if owner is None:
+            return None
+        account = self._store.accounts[owner]
+        return SignInCredentials(owner, account.password_hash, account.contact_values)
 
     async def contact_in_use(self, contact: Contact) -> bool:
         return self._owner_of(contact) is not None
@@ -443,6 +465,16 @@ class RecordingNotifier:
         self._require_transaction()
         self._store.sent_notices.extend(SentNotice(recipient, event) for recipient in recipients)
 
+    async def decoy_code(
+        self, kind: ContactKind, *, purpose: ChallengePurpose, expires_at: datetime
+    ) -> None:
+        self._require_transaction()
+        self._store.decoy_codes.append((kind, purpose))
+
+    async def decoy_notice(self, kind: ContactKind, event: SecurityEvent) -> None:
+        self._require_transaction()
+        self._store.decoy_notices.append((kind, event))
+
     def codes_to(self, to: Contact | str) -> list[SentCode]:
         wanted = _destination_key(to)
         return [sent for sent in self._store.sent_codes if _destination_key(sent.to) == wanted]
@@ -516,7 +548,7 @@ class FakeTransactions:
         record_key = (key.scope, key.owner, key.request_id)
         stored = self.store.idempotency_records.get(record_key)
         if stored is not None:
-            if not hmac.compare_digest(stored.fingerprint, key.fingerprint):
+            if not hmac.compare_digest(stored.body_digest, key.body_digest):
                 raise InvalidArgument(
                     [FieldViolation(REQUEST_ID_FIELD, "was already used for a different request")],
                     "this request_id was already used for a different request",
@@ -527,7 +559,7 @@ class FakeTransactions:
         async def recorded(uow: AuthUnitOfWork) -> bytes:
             response = await work(uow)
             self.store.idempotency_records[record_key] = IdempotencyRecord(
-                key.fingerprint, response
+                key.body_digest, response
             )
             return response
 
@@ -611,6 +643,7 @@ def fake_context(clock: FakeClock | None = None, **overrides: Any) -> AuthContex
         "tokens": TokenIssuer(FAKE_ISSUER, signing_ring, clock),
         "grants": GrantVerifier(StaticKeySet(signing_ring.public_jwks()), FAKE_ISSUER, clock=clock),
         "limiter": InMemoryRateLimiter(clock=clock.microseconds),
+        "device_tokens": SecretHasher.development(context="auth.device_tokens"),
         "rules": AuthRules(),
     }
     unknown = set(overrides) - set(fields)

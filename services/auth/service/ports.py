@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Protocol, Self, TypeVar
 
 from services.auth.domain.account import Account, AccountStatus
-from services.auth.domain.contacts import Contact
+from services.auth.domain.contacts import Contact, ContactKind, VerifiedContact
 from services.auth.domain.events import RevokeReason, SecurityEvent
 from services.auth.domain.ledger import CodeFailureLedger
 from services.auth.domain.otp import OtpChallenge
@@ -28,6 +28,26 @@ from walletcore.audit import AuditTrail
 from walletcore.idempotency import IdempotencyKey
 
 
+@dataclass(frozen=True, slots=True)
+class CodeDestination:
+    """What a signed-out start needs of the account that owns an identifier: whether it is
+    frozen, and its verified contact of the channel's kind (None when it has none)."""
+
+    account_id: str
+    status: AccountStatus
+    contact: VerifiedContact | None
+
+
+@dataclass(frozen=True, slots=True)
+class SignInCredentials:
+    """What a sign-in checks before it knows the caller: the account, its password hash and
+    its contacts (a lock is notified to them)."""
+
+    account_id: str
+    password_hash: str
+    contacts: tuple[Contact, ...]
+
+
 class Accounts(Protocol):
     async def get(self, account_id: str, *, for_update: bool = False) -> Account | None:
         """The whole aggregate (contacts, TOTP factor, recovery codes, freeze history).
@@ -38,6 +58,18 @@ class Accounts(Protocol):
         self, contact: Contact, *, for_update: bool = False
     ) -> Account | None:
         """The account that has verified `contact`, if any."""
+        ...
+
+    async def find_code_destination(
+        self, identifier: Contact, kind: ContactKind
+    ) -> CodeDestination | None:
+        """The owner of `identifier` and its contact of `kind`, in ONE statement whether or not
+        anything matches: a signed-out start must do the same database work either way."""
+        ...
+
+    async def find_sign_in_credentials(self, identifier: Contact) -> SignInCredentials | None:
+        """The owner of `identifier` and its password hash, in ONE statement whether or not
+        anything matches (see `find_code_destination`)."""
         ...
 
     async def contact_in_use(self, contact: Contact) -> bool:
@@ -189,6 +221,18 @@ class Notifier(Protocol):
     async def security_notice(
         self, recipients: Sequence[Contact], event: SecurityEvent
     ) -> None: ...
+
+    async def decoy_code(
+        self, kind: ContactKind, *, purpose: ChallengePurpose, expires_at: datetime
+    ) -> None:
+        """Does the work of `send_code` to a contact of `kind` and sends nothing: what an
+        enumeration-safe start does where there is no one to send to, so that its answer costs
+        the same database work as one that sent a code."""
+        ...
+
+    async def decoy_notice(self, kind: ContactKind, event: SecurityEvent) -> None:
+        """Does the work of `security_notice` to one contact of `kind` and sends nothing."""
+        ...
 
 
 class AuthUnitOfWork(Protocol):

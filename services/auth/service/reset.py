@@ -1,12 +1,16 @@
 """Credential reset by a code sent by SMS or e-mail (SPEC 3), and the enumeration-safe start
 that the self-freeze shares.
 
-A signed-out start must not tell whether an account exists. Whatever the identifier matches,
-the answer is an id and an expiry of the same shape, the same send limits are charged for the
-identifier given, and a challenge row is written; only when the account exists (and, for a
-reset, is not frozen) and has a verified contact of the channel's kind is a code sent to it.
-Otherwise the row is a decoy: a challenge for a random code nobody receives, checked like any
-other, so completing it fails like a wrong code, down to the attempt count and the lock-out.
+A signed-out start must not tell whether an account exists, by its answer or by its time
+(SPEC 3). Whatever the identifier matches, the answer is an id and an expiry of the same
+shape, the same send limits are charged (those of the identifier given and the client
+address, never those of another contact of the account), and the same database statements
+run: one lookup of the owner and its contact of the channel's kind, a challenge row and an
+outbox row. Only when the account exists (and, for a reset, is not frozen) and has a verified
+contact of the channel's kind is a code sent to it. Otherwise the challenge is a decoy for a
+random code nobody receives, checked like any other, so completing it fails like a wrong code,
+down to the attempt count and the lock-out; and its outbox row is written settled, so it is
+never sent (strangers must never get messages from us).
 """
 
 from __future__ import annotations
@@ -15,33 +19,30 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from services.auth.domain.account import Account
-from services.auth.domain.contacts import Contact, ContactKind, VerifiedContact
+from services.auth.domain.account import AccountStatus
+from services.auth.domain.contacts import Contact, VerifiedContact
 from services.auth.domain.events import Origin
 from services.auth.domain.otp import OtpChannel
 from services.auth.domain.proofs import ChallengePurpose, FactorMethod
 from services.auth.domain.reasons import code_invalid
 from services.auth.domain.throttling import CounterScope, FailureCounter
 from services.auth.service.codes import (
+    CONTACT_OF_CHANNEL,
     check_code,
     client_address_hit,
+    deliver_code,
     destination_ref,
     issue_undelivered_challenge,
-    send_code,
     send_limit_hits,
 )
 from services.auth.service.context import AuthContext, publish
-from services.auth.service.ports import AuthUnitOfWork
+from services.auth.service.ports import AuthUnitOfWork, CodeDestination
 from services.auth.service.stepup import prove_second_factor
 from walletcore.ratelimit.enforce import enforce
 
 SECOND_FACTOR_INVALID: Final = "SECOND_FACTOR_INVALID"
 """A reset's TOTP or recovery code is wrong (its own code was right)."""
 
-_CONTACT_OF_CHANNEL: Final = {
-    OtpChannel.SMS: ContactKind.PHONE,
-    OtpChannel.EMAIL: ContactKind.EMAIL,
-}
 _SECOND_FACTOR_FIELDS: Final = {
     FactorMethod.TOTP: "totp_code",
     FactorMethod.RECOVERY_CODE: "recovery_code",
@@ -88,15 +89,18 @@ async def start_signed_out_challenge(
     serves_frozen: bool,
 ) -> CodeChallengeStarted:
     """The enumeration-safe start of this module's docstring, for `purpose`."""
-    account = await uow.accounts.find_by_contact(identifier)
-    destination = _destination(account, channel, serves_frozen=serves_frozen)
-    # Charged whatever matched, so refusals say nothing about the account either.
-    identifier_hits = [
-        *send_limit_hits(identifier, ctx.rules),
-        *client_address_hit(origin.client_address),
-    ]
-    if account is None or destination is None:
-        await enforce(ctx.limiter, identifier_hits)
+    found = await uow.accounts.find_code_destination(identifier, CONTACT_OF_CHANNEL[channel])
+    destination = _destination(found, serves_frozen=serves_frozen)
+    # Only the identifier's own subjects are charged, whatever matched. Charging the
+    # destination too (an account's phone, for a start by its e-mail on the SMS channel) would
+    # link the two: the next start for that phone within the minute would answer RATE_LIMITED
+    # where an unrelated phone would not. A destination other than the identifier is still
+    # bounded, by the limits of the account's other contact (one per kind).
+    await enforce(
+        ctx.limiter,
+        [*send_limit_hits(identifier, ctx.rules), *client_address_hit(origin.client_address)],
+    )
+    if found is None or destination is None:
         decoy = await issue_undelivered_challenge(
             uow,
             ctx,
@@ -105,27 +109,21 @@ async def start_signed_out_challenge(
             destination_ref=destination_ref(ctx, identifier),
         )
         return CodeChallengeStarted(decoy.id, decoy.expires_at)
-    destination_hits = send_limit_hits(destination.value, ctx.rules)
-    challenge = await send_code(
+    challenge = await deliver_code(
         uow,
         ctx,
-        account_id=account.id,
+        account_id=found.account_id,
         purpose=purpose,
         destination=destination.value,
         destination_ref=destination.id,
-        # The identifier and the destination are one subject when the channel is the
-        # identifier's own kind: a counter is charged once per code.
-        extra_hits=[hit for hit in identifier_hits if hit not in destination_hits],
     )
     return CodeChallengeStarted(challenge.id, challenge.expires_at)
 
 
-def _destination(
-    account: Account | None, channel: OtpChannel, *, serves_frozen: bool
-) -> VerifiedContact | None:
-    if account is None or (account.is_frozen and not serves_frozen):
+def _destination(found: CodeDestination | None, *, serves_frozen: bool) -> VerifiedContact | None:
+    if found is None or (found.status is AccountStatus.FROZEN and not serves_frozen):
         return None
-    return account.contact_of_kind(_CONTACT_OF_CHANNEL[channel])
+    return found.contact
 
 
 async def complete_credential_reset(
@@ -172,9 +170,6 @@ async def complete_credential_reset(
             origin=origin,
             field=f"second_factor.{_SECOND_FACTOR_FIELDS[method]}",
             reason=SECOND_FACTOR_INVALID,
-            # The reset code's check already charged this account's code-check limit, in
-            # the RPC's one limiter round trip.
-            charge=False,
         )
     events = account.complete_credential_reset(
         code_proof=proof,

@@ -1,13 +1,24 @@
 """Signing in with a password, and completing a sign-in with the second factor.
 
 Enumeration safety: an identifier that matches no account costs a dummy password check,
-is throttled by counters keyed by a keyed hash of the identifier, and gets the same
-UNAUTHENTICATED / CREDENTIALS_INVALID as a wrong password. A frozen account is told apart only
-after its password was right.
+is throttled by counters keyed by a keyed hash of the identifier, has its failure recorded
+like an account's, and gets the same UNAUTHENTICATED / CREDENTIALS_INVALID as a wrong
+password, after the same database statements. A frozen account is told apart only after its
+password was right.
 
 The throttle (`domain.throttling`) is asked before the password is checked; a wrong password
 counts in the account's, the (account, address) pair's and the address's counters, and those
 counts are committed with the refusal.
+
+Device tokens (`domain.device_tokens`, docs/decisions/sign-in-device-tokens.md): a right
+password earns the device a signed token of the account. An attempt presenting a valid token
+of the account its identifier names is charged on the token's own rate limit instead of the
+identifier's, and the token takes the address's place in the throttle's pair; anything else
+(no token, a forged or expired one, another account's) is ignored, exactly as if no token had
+been sent. Without a valid token, an address the account signed in from before (a known
+pair) is charged on its own limit, and any other attempt on the identifier's. So a stranger
+who keeps the identifier's limit exhausted keeps refusing strangers, not the owner's devices
+and addresses.
 """
 
 from __future__ import annotations
@@ -16,19 +27,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, NoReturn
 
-from services.auth.domain.account import Account
-from services.auth.domain.contacts import Contact
-from services.auth.domain.events import Origin
+from services.auth.domain.account import Account, failed_sign_in_events
+from services.auth.domain.contacts import Contact, ContactKind
+from services.auth.domain.device_tokens import DeviceToken, read_device_token
+from services.auth.domain.events import Origin, SecurityEvent, SecurityEventType
 from services.auth.domain.passwords import normalize_password
 from services.auth.domain.proofs import ChallengePurpose, FactorMethod, VerifiedFactor
 from services.auth.domain.sessions import PendingSignIn, ticket_invalid
 from services.auth.domain.throttling import CounterScope, FailureCounter, SignInCounters
 from services.auth.service.codes import check_second_factor, destination_subject
 from services.auth.service.context import AuthContext, publish
-from services.auth.service.ports import AuthUnitOfWork
+from services.auth.service.ports import AuthUnitOfWork, SignInCredentials
 from services.auth.service.sessions import TokenPair, open_session, parse_bearer_secret
-from walletcore.errors import Unauthenticated
+from walletcore.errors import Aborted, Unauthenticated
 from walletcore.idempotency import CommittedRefusal
+from walletcore.ratelimit import Hit, enforce
 
 CREDENTIALS_INVALID: Final = "CREDENTIALS_INVALID"
 # Where no connection address is known, all such callers share one address counter.
@@ -47,6 +60,15 @@ class SecondFactorRequired:
 SignInResult = TokenPair | SecondFactorRequired
 
 
+@dataclass(frozen=True, slots=True)
+class SignInAnswer:
+    """What a right password gets: the outcome, and the device token for the next sign-in
+    (the presented one renewed, when it was valid)."""
+
+    outcome: SignInResult
+    device_token: str
+
+
 def credentials_invalid() -> Unauthenticated:
     return Unauthenticated(
         "the identifier or the password is not correct", reason=CREDENTIALS_INVALID
@@ -54,32 +76,49 @@ def credentials_invalid() -> Unauthenticated:
 
 
 async def sign_in(
-    uow: AuthUnitOfWork, ctx: AuthContext, *, identifier: Contact, password: str, origin: Origin
-) -> SignInResult:
-    """Tokens of a new session, or a ticket when the account has TOTP; see the module
-    docstring for what a wrong password, an unknown identifier and a frozen account get."""
-    account = await uow.accounts.find_by_contact(identifier)
-    subject = account.id if account is not None else _unknown_subject(ctx, identifier)
-    counters = await _load_counters(uow, subject, origin.client_address or _UNKNOWN_ADDRESS)
+    uow: AuthUnitOfWork,
+    ctx: AuthContext,
+    *,
+    identifier: Contact,
+    password: str,
+    origin: Origin,
+    device_token: str = "",
+) -> SignInAnswer:
+    """Tokens of a new session, or a ticket when the account has TOTP, with a device token;
+    see the module docstring for what a wrong password, an unknown identifier, a frozen
+    account and a device token get."""
+    # Only the password hash until the password is right: the whole account is read only
+    # for a caller who proved it, so a wrong password costs what an unknown identifier costs.
+    credentials = await uow.accounts.find_sign_in_credentials(identifier)
+    account_id = credentials.account_id if credentials is not None else None
+    subject = account_id if account_id is not None else _unknown_subject(ctx, identifier)
     now = ctx.clock()
+    device = _device_of(ctx, account_id, device_token, now)
+    counters = await _load_counters(uow, subject, origin.client_address or _UNKNOWN_ADDRESS, device)
+    await _charge_attempt(ctx, identifier, device, counters, now)
     ctx.rules.throttle.decide(counters, now).raise_if_refused()
-    if account is None:
+    if credentials is None:
         await ctx.passwords.dummy_verify()
         await _refuse_password(uow, ctx, None, counters, origin, now)
     matches, upgraded_hash = await ctx.passwords.verify_and_update(
-        normalize_password(password), account.password_hash
+        normalize_password(password), credentials.password_hash
     )
     if not matches:
-        await _refuse_password(uow, ctx, account, counters, origin, now)
+        await _refuse_password(uow, ctx, credentials, counters, origin, now)
+    account = await uow.accounts.get(credentials.account_id)
+    if account is None or account.password_hash != credentials.password_hash:
+        # Reset or deleted in between: the password checked is not the account's any more.
+        raise Aborted("the account was changed by another request: try again")
     account.ensure_active()
     ctx.rules.throttle.record_success(counters, now)
     await _save_counters(uow, counters)
     if upgraded_hash is not None:
         account.upgrade_password_hash(upgraded_hash)
         await uow.accounts.save(account)
+    issued = _next_device_token(ctx, account, device, now)
     if account.totp_active:
-        return await _await_second_factor(uow, ctx, account, origin, now)
-    return await _complete(uow, ctx, account, origin, second_factor=None)
+        return SignInAnswer(await _await_second_factor(uow, ctx, account, origin, now), issued)
+    return SignInAnswer(await _complete(uow, ctx, account, origin, second_factor=None), issued)
 
 
 async def complete_sign_in(
@@ -124,12 +163,70 @@ def _unknown_subject(ctx: AuthContext, identifier: Contact) -> str:
     return ctx.secrets.hash(f"sign-in:{destination_subject(identifier)}")
 
 
-async def _load_counters(uow: AuthUnitOfWork, subject: str, address: str) -> SignInCounters:
-    pair_key = FailureCounter.for_pair(subject, address).key
+def _unknown_reference(subject: str) -> str:
+    """What an unknown identifier's failures are recorded under: the hash of its counters'
+    subject without the key id (`kid:hex`), as long as an account id may be and never one."""
+    return subject.rpartition(":")[2]
+
+
+def _device_of(
+    ctx: AuthContext, account_id: str | None, device_token: str, now: datetime
+) -> DeviceToken | None:
+    """The presented token, when it is valid and names this account; otherwise None, the
+    same as no token (an unknown identifier never has one)."""
+    if account_id is None:
+        return None
+    token = read_device_token(device_token, ctx.device_tokens, now)
+    return token if token is not None and token.is_for(account_id) else None
+
+
+async def _charge_attempt(
+    ctx: AuthContext,
+    identifier: Contact,
+    device: DeviceToken | None,
+    counters: SignInCounters,
+    now: datetime,
+) -> None:
+    """One attempt on the limit of what vouches for the caller: the device token, else an
+    address the account signed in from before (its known pair), else the identifier (keyed
+    like the code limits, by the normalised identifier, whether or not an account has it)."""
+    if device is not None:
+        hit = Hit(ctx.rules.sign_in_per_device_token, device.token_id)
+    elif counters.pair.is_known_pair(now):
+        hit = Hit(ctx.rules.sign_in_per_known_address, counters.pair.key)
+    else:
+        hit = Hit(ctx.rules.sign_in_per_identifier, destination_subject(identifier))
+    await enforce(ctx.limiter, [hit])
+
+
+def _next_device_token(
+    ctx: AuthContext, account: Account, device: DeviceToken | None, now: datetime
+) -> str:
+    """The presented token renewed (its limits and failures stay with it), or a new one."""
+    if device is not None:
+        token = device.renewed(now, ctx.rules.device_token_lifetime)
+    else:
+        token = DeviceToken.issue(
+            account_id=account.id,
+            token_id=ctx.new_secret(),
+            now=now,
+            lifetime=ctx.rules.device_token_lifetime,
+        )
+    return token.signed(ctx.device_tokens)
+
+
+async def _load_counters(
+    uow: AuthUnitOfWork, subject: str, address: str, device: DeviceToken | None
+) -> SignInCounters:
+    if device is not None:
+        pair_key = FailureCounter.for_device(subject, device.token_id).key
+    else:
+        pair_key = FailureCounter.for_pair(subject, address).key
     return SignInCounters(
         account=await uow.failure_counters.get_or_new(CounterScope.ACCOUNT, subject),
         pair=await uow.failure_counters.get_or_new(CounterScope.ACCOUNT_ADDRESS, pair_key),
         address=await uow.failure_counters.get_or_new(CounterScope.ADDRESS, address),
+        vouched=device is not None,
     )
 
 
@@ -141,15 +238,37 @@ async def _save_counters(uow: AuthUnitOfWork, counters: SignInCounters) -> None:
 async def _refuse_password(
     uow: AuthUnitOfWork,
     ctx: AuthContext,
-    account: Account | None,
+    credentials: SignInCredentials | None,
     counters: SignInCounters,
     origin: Origin,
     now: datetime,
 ) -> NoReturn:
+    """Counts the failure and records it, for an identifier without an account too (under its
+    keyed reference), so that both answers cost the same statements."""
     locked = ctx.rules.throttle.record_failure(counters, now)
     await _save_counters(uow, counters)
-    if account is not None:
-        await publish(uow, account.record_failed_sign_in(locked=locked, origin=origin, now=now))
+    contacts: tuple[Contact, ...] = ()
+    if credentials is None:
+        # The account counter of an unknown identifier counts under its `_unknown_subject`.
+        subject = _unknown_reference(counters.account.key)
+    else:
+        subject, contacts = credentials.account_id, credentials.contacts
+    events = failed_sign_in_events(
+        subject, locked=locked, origin=origin, now=now, contacts=contacts
+    )
+    await publish(uow, events)
+    if locked:
+        # A lock is notified once per contact kind: to the account's contact of that kind, or
+        # as a never-sent decoy where the account (or the unknown identifier) has none.
+        lock = next(
+            event
+            for event in events
+            if isinstance(event, SecurityEvent) and event.type is SecurityEventType.SIGN_IN_LOCKED
+        )
+        notified = {contact.kind for contact in contacts}
+        for kind in ContactKind:
+            if kind not in notified:
+                await uow.notifier.decoy_notice(kind, lock)
     raise CommittedRefusal(credentials_invalid())
 
 

@@ -16,7 +16,7 @@ from services.kyc.api.convert import (
     state_to_proto,
     verification_to_proto,
 )
-from services.kyc.domain.cases import CaseFlag, Decision, RejectionReason
+from services.kyc.domain.cases import MAX_NOTE_LENGTH, CaseFlag, Decision, RejectionReason
 from services.kyc.domain.images import DocumentImage, ImageSide
 from services.kyc.service import review
 from services.kyc.service.context import KycContext
@@ -46,6 +46,7 @@ from walletcore.grpc.convert import (
 )
 from walletcore.identity import current_caller
 from walletcore.transactions import Transactions
+from walletcore.validation import checked_text
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -147,6 +148,7 @@ class KycReviewServicer(kyc_review_service_pb2_grpc.KycReviewServiceServicer):
             reason = enum_from_proto(
                 types_pb2.RejectionReason, request.reason_code, RejectionReason, "reason_code"
             )
+        note = checked_text(request.note, "note", max_length=MAX_NOTE_LENGTH, multiline=True)
         reviewer_id = current_caller().subject
 
         async def work(uow: KycUnitOfWork) -> bytes:
@@ -157,7 +159,7 @@ class KycReviewServicer(kyc_review_service_pb2_grpc.KycReviewServiceServicer):
                 case_id=case_id,
                 decision=decision,
                 reason=reason,
-                note=request.note,
+                note=note,
             )
             return pb.DecideCaseResponse(
                 verification=verification_to_proto(case)

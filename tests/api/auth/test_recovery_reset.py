@@ -103,6 +103,51 @@ async def test_an_unknown_account_gets_the_same_answer_and_no_code(
     )
 
 
+async def test_a_known_and_an_unknown_identifier_get_the_same_reply_and_metadata(
+    start_auth: StartAuth,
+) -> None:
+    """Everything but the random id is equal, byte for byte: fields, expiry (on a clock that
+    stands still), and the metadata before and after the reply."""
+    async with start_auth(clock=FakeClock(utc_now())) as app:
+        holder = await new_holder(app)
+        answers = []
+        for identifier in (phone_contact(app.new_phone()), holder.by_phone):
+            call = app.public.StartCredentialReset(
+                pb.StartCredentialResetRequest(
+                    request_id=request_id(), identifier=identifier, channel=SMS
+                ),
+                metadata=(("x-request-id", "same-request-id"),),
+            )
+            reply = await call
+            answers.append(
+                (
+                    len(reply.reset_id),
+                    pb.StartCredentialResetResponse(expires_at=reply.expires_at),
+                    tuple(await call.initial_metadata() or ()),
+                    tuple(await call.trailing_metadata() or ()),
+                    await call.code(),
+                )
+            )
+        await app.next_code(holder.phone)
+
+    unknown, known = answers
+    assert unknown == known
+
+
+async def test_a_reset_by_email_on_the_sms_channel_does_not_tell_which_phone_is_the_accounts(
+    auth_app: AuthTestApp,
+) -> None:
+    """The attack: had the first start charged the account's phone, the second would answer
+    RESOURCE_EXHAUSTED for this phone only, linking it to the e-mail."""
+    holder = await new_holder(auth_app)
+    await start_reset(auth_app, holder.by_email, SMS)
+    await auth_app.next_code(holder.phone)
+
+    by_phone = await start_reset(auth_app, holder.by_phone, SMS)
+
+    await complete_reset(auth_app, by_phone.reset_id, await auth_app.next_code(holder.phone))
+
+
 async def test_five_wrong_codes_end_the_reset_even_for_the_right_code(
     auth_app: AuthTestApp,
 ) -> None:

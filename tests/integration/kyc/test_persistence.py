@@ -31,7 +31,7 @@ from walletcore.crypto import BlindIndex, DecryptionFailed, KeyRing
 from walletcore.db import create_engine, session_factory
 from walletcore.errors import Aborted, FailedPrecondition
 from walletcore.fakes import FakeClock
-from walletcore.idempotency import IdempotencyRecords
+from walletcore.idempotency import REQUEST_FINGERPRINT_CONTEXT, IdempotencyRecords
 from walletcore.keys import format_key_spec, generate_key
 from walletcore.migrations import main, service_migrations_dir, upgrade_to_head
 from walletcore.transactions import SqlTransactions
@@ -72,7 +72,10 @@ def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 def transactions(sessions: async_sessionmaker[AsyncSession], protection: Protection) -> Tx:
     return SqlTransactions(
         lambda: SqlKycUnitOfWork(sessions, protection),
-        IdempotencyRecords(tables.idempotency_records),
+        IdempotencyRecords(
+            tables.idempotency_records,
+            fingerprints=BlindIndex.development(context=REQUEST_FINGERPRINT_CONTEXT),
+        ),
     )
 
 

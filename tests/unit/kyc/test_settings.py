@@ -21,6 +21,7 @@ PRODUCTION = {
     "KYC_ENCRYPTION_KEYS": SECRET,
     "KYC_IDENTITY_INDEX_KEYS": format_key_spec([generate_key("i1")]),
     "KYC_RATE_LIMIT_SUBJECT_KEY": format_key_spec([generate_key("r1")]),
+    "KYC_IDEMPOTENCY_KEYS": format_key_spec([generate_key("f1")]),
     "KYC_SERVICE_IDENTITY_KEYS": format_key_spec([generate_key("kyc-1")]),
     "KYC_IDENTITY_KEYS_JWKS": json.dumps(SigningKeyRing.development("idp").public_jwks()),
     "KYC_IDENTITY_ISSUER": "https://identity.example.com",
@@ -60,6 +61,7 @@ def test_a_safe_production_configuration_starts(monkeypatch: pytest.MonkeyPatch)
         "KYC_SERVICE_IDENTITY_KEYS",
         "KYC_IDENTITY_KEYS_JWKS",
         "KYC_RATE_LIMIT_SUBJECT_KEY",
+        "KYC_IDEMPOTENCY_KEYS",
     ],
 )
 def test_production_refuses_a_missing_key(monkeypatch: pytest.MonkeyPatch, missing: str) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import ColumnElement, FromClause, Row, and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,6 +36,7 @@ from services.auth.domain.contacts import Contact, ContactKind, VerifiedContact
 from services.auth.domain.events import Actor, ActorKind
 from services.auth.domain.recovery import RecoveryCode, RecoveryCodeSet
 from services.auth.domain.totp import TotpFactor, TotpState
+from services.auth.service.ports import CodeDestination, SignInCredentials
 from walletcore.db import is_unique_violation, lock_for_update
 from walletcore.errors import Aborted, AlreadyExists
 
@@ -88,6 +89,79 @@ class SqlAccounts:
         account_id = await self._owner_of(contact)
         return None if account_id is None else await self.get(account_id, for_update=for_update)
 
+    async def find_code_destination(
+        self, identifier: Contact, kind: ContactKind
+    ) -> CodeDestination | None:
+        # One statement that finds nothing for an unknown identifier: loading the aggregate
+        # (five or six statements) only when the identifier matched would tell strangers by
+        # the time of the answer which contacts have an account.
+        owner = account_contacts.alias("owner")
+        destination = account_contacts.alias("destination")
+        row = (
+            await self._session.execute(
+                select(
+                    accounts.c.id,
+                    accounts.c.status,
+                    destination.c.id.label("contact_id"),
+                    destination.c.value_encrypted,
+                    destination.c.verified_at,
+                )
+                .select_from(owner)
+                .join(accounts, accounts.c.id == owner.c.account_id)
+                .outerjoin(
+                    destination,
+                    and_(
+                        destination.c.account_id == owner.c.account_id,
+                        destination.c.kind == kind.value,
+                    ),
+                )
+                .where(*self._matches(owner, identifier))
+            )
+        ).first()
+        if row is None:
+            return None
+        contact = None
+        if row.contact_id is not None:
+            value = self._protection.open(
+                row.value_encrypted, table=_CONTACTS, row_id=row.contact_id, column="value"
+            )
+            contact = VerifiedContact(
+                id=row.contact_id, value=contact_from(kind, value), verified_at=row.verified_at
+            )
+        return CodeDestination(row.id, AccountStatus(row.status), contact)
+
+    async def find_sign_in_credentials(self, identifier: Contact) -> SignInCredentials | None:
+        owner = account_contacts.alias("owner")
+        contact = account_contacts.alias("contact")
+        rows = (
+            await self._session.execute(
+                select(
+                    accounts.c.id,
+                    accounts.c.password_hash,
+                    contact.c.id.label("contact_id"),
+                    contact.c.kind,
+                    contact.c.value_encrypted,
+                )
+                .select_from(owner)
+                .join(accounts, accounts.c.id == owner.c.account_id)
+                .join(contact, contact.c.account_id == owner.c.account_id)
+                .where(*self._matches(owner, identifier))
+                .order_by(contact.c.verified_at, contact.c.id)
+            )
+        ).all()
+        if not rows:
+            return None
+        contacts = tuple(
+            contact_from(
+                ContactKind(row.kind),
+                self._protection.open(
+                    row.value_encrypted, table=_CONTACTS, row_id=row.contact_id, column="value"
+                ),
+            )
+            for row in rows
+        )
+        return SignInCredentials(rows[0].id, rows[0].password_hash, contacts)
+
     async def contact_in_use(self, contact: Contact) -> bool:
         return await self._owner_of(contact) is not None
 
@@ -139,12 +213,17 @@ class SqlAccounts:
 
     async def _owner_of(self, contact: Contact) -> str | None:
         rows = await self._session.execute(
-            select(account_contacts.c.account_id).where(
-                account_contacts.c.kind == contact.kind.value,
-                account_contacts.c.value_index.in_(self._protection.index_candidates(contact)),
-            )
+            select(account_contacts.c.account_id).where(*self._matches(account_contacts, contact))
         )
         return rows.scalars().first()
+
+    def _matches(self, contacts: FromClause, contact: Contact) -> list[ColumnElement[bool]]:
+        """The conditions under which a row of `contacts` (the table or an alias) is `contact`,
+        whatever key of the blind index it was stored under."""
+        return [
+            contacts.c.kind == contact.kind.value,
+            contacts.c.value_index.in_(self._protection.index_candidates(contact)),
+        ]
 
     async def _load_contacts(self, account_id: str) -> list[VerifiedContact]:
         rows = await self._session.execute(

@@ -292,6 +292,29 @@ async def test_a_dispatcher_claims_only_the_topics_it_can_deliver(outbox: Outbox
     assert await dispatcher.pending_count() == 1
 
 
+async def test_a_settled_event_is_never_delivered_and_is_purged_like_a_delivered_one(
+    outbox: Outbox,
+) -> None:
+    receiver = Receiver()
+    dispatcher = outbox.dispatcher(receiver)
+    decoy_id = await outbox.add(settled=True)
+
+    result = await dispatcher.run_once()
+    outbox.clock.advance(LEASE * 2)
+    after_lease = await dispatcher.run_once()
+    pending = await dispatcher.pending_count()
+    row = await outbox.row(decoy_id)
+    outbox.clock.advance(timedelta(days=2))
+    purged = await dispatcher.purge_delivered(older_than=timedelta(days=1))
+
+    assert result.claimed == after_lease.claimed == 0
+    assert receiver.deliveries == []
+    assert pending == 0
+    assert row.attempts == 0
+    assert row.delivered_at is not None
+    assert purged == 1
+
+
 async def test_pending_metrics_follow_the_oldest_undelivered_event(outbox: Outbox) -> None:
     dispatcher = outbox.dispatcher(Receiver())
     empty_age = await dispatcher.oldest_pending_age()

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from services.auth.domain.contacts import Contact, Phone
 from services.auth.domain.events import Device, Origin
+from services.auth.domain.ledger import second_factor_ledger_subject
 from services.auth.domain.proofs import FactorMethod
 from services.auth.domain.reasons import Reason
 from services.auth.service import signin
@@ -32,6 +33,7 @@ from tests.unit.auth.service.access_helpers import (
     register,
 )
 from walletcore.errors import (
+    Aborted,
     FailedPrecondition,
     InvalidArgument,
     ResourceExhausted,
@@ -50,9 +52,10 @@ def sign_in(
     origin: Origin = ORIGIN,
 ) -> SignIn:
     async def work(uow: AuthUnitOfWork) -> signin.SignInResult:
-        return await signin.sign_in(
+        answer = await signin.sign_in(
             uow, ctx, identifier=identifier, password=password, origin=origin
         )
+        return answer.outcome
 
     return work
 
@@ -186,6 +189,38 @@ async def test_a_hash_made_with_old_parameters_is_upgraded_at_sign_in(
     assert store.accounts[account_id].password_hash.startswith("fake$v2$")
 
 
+class ResetWhileVerifying(FakePasswordHasher):
+    """Commits a credential reset of `account_id` while the sign-in's password check runs: the
+    sign-in read the hash first and the account only once the password was right."""
+
+    def __init__(self, store: FakeStore) -> None:
+        super().__init__("v2")
+        self.store = store
+        self.account_id = ""
+
+    async def verify_and_update(self, password: str, stored_hash: str) -> tuple[bool, str | None]:
+        answer = await super().verify_and_update(password, stored_hash)
+        if self.account_id:
+            self.store.accounts[self.account_id].password_hash = await self.hash("a new one")
+        return answer
+
+
+async def test_a_password_reset_meanwhile_aborts_the_sign_in_instead_of_undoing_the_reset(
+    tx: FakeTransactions, clock: FakeClock, store: FakeStore
+) -> None:
+    old = fake_context(clock, passwords=FakePasswordHasher("v1"))
+    account_id = (await register(tx, old)).account_id
+    racing = ResetWhileVerifying(store)
+    racing.account_id = account_id
+    sessions_before = len(store.sessions)
+
+    error = await refusal(tx, sign_in(fake_context(clock, passwords=racing, limiter=old.limiter)))
+
+    # The old password's rehash would otherwise have been saved over the new password.
+    assert isinstance(error, Aborted)
+    assert len(store.sessions) == sessions_before
+
+
 async def test_only_a_device_new_to_the_account_is_notified(
     tx: FakeTransactions, ctx: AuthContext, store: FakeStore
 ) -> None:
@@ -235,6 +270,30 @@ async def test_a_totp_code_completes_the_sign_in_once(
     assert again.reason == Reason.TICKET_INVALID
 
 
+async def test_a_replayed_totp_code_is_a_failed_sign_in(
+    tx: FakeTransactions, ctx: AuthContext, clock: FakeClock, store: FakeStore
+) -> None:
+    account_id = (await register(tx, ctx)).account_id
+    app = await enable_totp(tx, ctx, clock, account_id)
+    code = app.code_now(clock)
+    first = await tx.run(sign_in(ctx))
+    second = await tx.run(sign_in(ctx))
+    assert isinstance(first, signin.SecondFactorRequired)
+    assert isinstance(second, signin.SecondFactorRequired)
+    await tx.run(complete(ctx, first.ticket, totp=code))
+    failed_before = event_types(store, account_id).count("SIGN_IN_FAILED")
+
+    replay = await refusal(tx, complete(ctx, second.ticket, totp=code))
+
+    assert isinstance(replay, InvalidArgument)
+    assert replay.reason == Reason.CODE_INVALID
+    assert event_types(store, account_id).count("SIGN_IN_FAILED") == failed_before + 1
+    assert (
+        len(store.code_failure_ledgers[second_factor_ledger_subject(account_id)].recent_failures)
+        == 1
+    )
+
+
 async def test_a_recovery_code_completes_the_sign_in(
     tx: FakeTransactions, ctx: AuthContext, clock: FakeClock, store: FakeStore
 ) -> None:
@@ -264,7 +323,10 @@ async def test_a_wrong_second_factor_is_counted_and_the_ticket_stays_usable(
     assert isinstance(error, InvalidArgument)
     assert error.reason == Reason.CODE_INVALID
     assert "SIGN_IN_FAILED" in event_types(store, account_id)
-    assert len(store.code_failure_ledgers[account_id].recent_failures) == 1
+    assert (
+        len(store.code_failure_ledgers[second_factor_ledger_subject(account_id)].recent_failures)
+        == 1
+    )
     assert tokens.session_id in store.sessions
 
 
