@@ -350,3 +350,57 @@ async def test_auth_down_is_unavailable_and_nothing_is_written(kyc_app: KycTestA
         answer = await refused(call)
         assert answer.code == grpc.StatusCode.UNAVAILABLE
     assert await case_count(kyc_app) == 1  # the first submission only
+
+
+@pytest.mark.parametrize("kyc_backend", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda r: setattr(r, "legal_name", "Zhang\x00San"), "legal_name"),
+        (lambda r: setattr(r.document, "number", "11010519491231002\x00"), "document.number"),
+        (lambda r: setattr(r.document, "issuing_country", "C\x1bN"), "document.issuing_country"),
+        (
+            lambda r: setattr(r.front_image, "content_type", "image/jpeg\x00"),
+            "front_image.content_type",
+        ),
+        (lambda r: setattr(r, "legal_name", "x" * 10_000), "legal_name"),
+    ],
+)
+async def test_malformed_strings_name_their_field_and_write_nothing(
+    kyc_app: KycTestApp, change: Any, field: str
+) -> None:
+    user = await kyc_app.auth.register()
+    request = submit_request()
+    change(request)
+    answer = await refused(kyc_app.public.SubmitVerification(request, metadata=user.metadata))
+    assert answer.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in [v.field for v in answer.field_violations]
+    assert await case_count(kyc_app) == 0
+
+
+@pytest.mark.parametrize("kyc_backend", ["sqlite"], indirect=True)
+async def test_a_malformed_case_id_or_note_is_refused_before_any_lookup(
+    kyc_app: KycTestApp,
+) -> None:
+    bad_id = await refused(
+        kyc_app.review.GetCase(review_pb.GetCaseRequest(case_id="case\x00"), metadata=reviewer())
+    )
+    assert [v.field for v in bad_id.field_violations] == ["case_id"]
+    user = await kyc_app.auth.register()
+    case_id = (await kyc_app.submit(user.metadata)).verification_id
+    bad_note = await refused(
+        kyc_app.review.DecideCase(
+            review_pb.DecideCaseRequest(
+                request_id=request_id(),
+                case_id=case_id,
+                decision=types_pb2.REVIEW_DECISION_APPROVE,
+                note="fine\x00",
+            ),
+            metadata=reviewer(),
+        )
+    )
+    assert [v.field for v in bad_note.field_violations] == ["note"]
+    check = await kyc_app.review.VerifyAuditLog(
+        review_pb.VerifyAuditLogRequest(), metadata=officer()
+    )
+    assert check.verification.entries_checked == 0

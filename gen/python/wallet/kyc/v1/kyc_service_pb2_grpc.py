@@ -43,7 +43,9 @@ class KycServiceStub:
 
     Idempotency: every mutating request has `request_id` (field 1); a retry with the same id
     and body returns the first answer and changes nothing more, the same id with another body
-    fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
+    fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. A string field holding NUL or another
+    control character or longer than the field allows, and an id or token not spelled as kyc
+    issues them, fail INVALID_ARGUMENT naming the field, before anything is looked up or written.
     """
 
     def __init__(self, channel):
@@ -82,7 +84,9 @@ class KycServiceServicer:
 
     Idempotency: every mutating request has `request_id` (field 1); a retry with the same id
     and body returns the first answer and changes nothing more, the same id with another body
-    fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
+    fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. A string field holding NUL or another
+    control character or longer than the field allows, and an id or token not spelled as kyc
+    issues them, fail INVALID_ARGUMENT naming the field, before anything is looked up or written.
     """
 
     def SubmitVerification(self, request, context):
@@ -150,7 +154,9 @@ class KycService:
 
     Idempotency: every mutating request has `request_id` (field 1); a retry with the same id
     and body returns the first answer and changes nothing more, the same id with another body
-    fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
+    fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. A string field holding NUL or another
+    control character or longer than the field allows, and an id or token not spelled as kyc
+    issues them, fail INVALID_ARGUMENT naming the field, before anything is looked up or written.
     """
 
     @staticmethod

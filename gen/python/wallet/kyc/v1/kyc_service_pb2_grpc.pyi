@@ -44,7 +44,9 @@ class KycServiceStub:
 
     Idempotency: every mutating request has `request_id` (field 1); a retry with the same id
     and body returns the first answer and changes nothing more, the same id with another body
-    fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
+    fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. A string field holding NUL or another
+    control character or longer than the field allows, and an id or token not spelled as kyc
+    issues them, fail INVALID_ARGUMENT naming the field, before anything is looked up or written.
     """
 
     @_typing.overload
@@ -89,7 +91,9 @@ class KycServiceAsyncStub(KycServiceStub):
 
     Idempotency: every mutating request has `request_id` (field 1); a retry with the same id
     and body returns the first answer and changes nothing more, the same id with another body
-    fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
+    fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. A string field holding NUL or another
+    control character or longer than the field allows, and an id or token not spelled as kyc
+    issues them, fail INVALID_ARGUMENT naming the field, before anything is looked up or written.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -130,7 +134,9 @@ class KycServiceServicer(metaclass=_abc_1.ABCMeta):
 
     Idempotency: every mutating request has `request_id` (field 1); a retry with the same id
     and body returns the first answer and changes nothing more, the same id with another body
-    fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
+    fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. A string field holding NUL or another
+    control character or longer than the field allows, and an id or token not spelled as kyc
+    issues them, fail INVALID_ARGUMENT naming the field, before anything is looked up or written.
     """
 
     @_abc_1.abstractmethod

@@ -37,7 +37,9 @@ class KycStatusServiceStub:
 
     Errors follow the google.rpc richer error model (ErrorInfo with an UPPER_SNAKE_CASE reason
     and the service's domain, BadRequest field violations for bad input); the reasons are listed
-    per RPC. Both RPCs only read, so none takes a request_id.
+    per RPC. Both RPCs only read, so none takes a request_id. A string field holding NUL or another
+    control character or longer than the field allows, and an account id not spelled as auth
+    issues them, fail INVALID_ARGUMENT naming the field, before anything is looked up.
     """
 
     @_typing.overload
@@ -68,7 +70,9 @@ class KycStatusServiceAsyncStub(KycStatusServiceStub):
 
     Errors follow the google.rpc richer error model (ErrorInfo with an UPPER_SNAKE_CASE reason
     and the service's domain, BadRequest field violations for bad input); the reasons are listed
-    per RPC. Both RPCs only read, so none takes a request_id.
+    per RPC. Both RPCs only read, so none takes a request_id. A string field holding NUL or another
+    control character or longer than the field allows, and an account id not spelled as auth
+    issues them, fail INVALID_ARGUMENT naming the field, before anything is looked up.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -95,7 +99,9 @@ class KycStatusServiceServicer(metaclass=_abc_1.ABCMeta):
 
     Errors follow the google.rpc richer error model (ErrorInfo with an UPPER_SNAKE_CASE reason
     and the service's domain, BadRequest field violations for bad input); the reasons are listed
-    per RPC. Both RPCs only read, so none takes a request_id.
+    per RPC. Both RPCs only read, so none takes a request_id. A string field holding NUL or another
+    control character or longer than the field allows, and an account id not spelled as auth
+    issues them, fail INVALID_ARGUMENT naming the field, before anything is looked up.
     """
 
     @_abc_1.abstractmethod
