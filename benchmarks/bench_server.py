@@ -44,7 +44,8 @@ async def _echo(request: wrappers_pb2.StringValue, context: Any) -> wrappers_pb2
     return request
 
 
-def _register(server: grpc.aio.Server) -> None:
+def register_echo(server: grpc.aio.Server) -> None:
+    """Adds the unary echo both servers answer (the hotpath bench's ceiling answers it too)."""
     handler = grpc.unary_unary_rpc_method_handler(
         _echo,
         request_deserializer=wrappers_pb2.StringValue.FromString,
@@ -57,18 +58,19 @@ def _register(server: grpc.aio.Server) -> None:
 
 async def _bare_server() -> tuple[grpc.aio.Server, int]:
     server = grpc.aio.server()
-    _register(server)
+    register_echo(server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     return server, port
 
 
-async def _bootstrap_server(ring: SigningKeyRing) -> tuple[ServiceServer, int]:
+async def pipeline_server(ring: SigningKeyRing) -> tuple[ServiceServer, int]:
+    """The echo behind the whole pipeline, with `ring`'s access tokens of issuer "bench"."""
     verifier = AccessTokenVerifier(StaticKeySet(ring.public_jwks()), "bench")
     generous = Policy("bench_per_caller", 10_000_000, 60)
     port = Port(
         PortKind.PUBLIC,
-        [Service(SERVICE, _register)],
+        [Service(SERVICE, register_echo)],
         service_policy(SERVICE, {"Echo": AUTHENTICATED}),
         verifier=verifier,
         rate_rules={METHOD: [RateRule(generous, by_caller)]},
@@ -108,7 +110,7 @@ async def _run() -> list[str]:
         account_id="acct-bench", session_id="s-bench", ttl=timedelta(minutes=15)
     )
     bare, bare_port = await _bare_server()
-    ours, our_port = await _bootstrap_server(ring)
+    ours, our_port = await pipeline_server(ring)
     try:
         baseline = await _measure(bare_port, ())
         pipeline = await _measure(our_port, (("authorization", f"Bearer {token.token}"),))

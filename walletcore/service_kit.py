@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
@@ -102,12 +103,23 @@ class ServiceApp:
         """Serves until SIGTERM or SIGINT, then stops gracefully."""
         try:
             await self.start()
+            _exempt_startup_objects_from_gc()
             await self.server.run_until_signal()
         finally:
             await self._release()
 
     async def _release(self) -> None:
         raise NotImplementedError
+
+
+def _exempt_startup_objects_from_gc() -> None:
+    # What a started service holds (modules, protobuf descriptors, SQLAlchemy metadata and
+    # compiled statements, the servers) lives as long as the process, yet every full
+    # collection traverses all of it: measured on auth under load, a pause of up to 0.2 s,
+    # which every call in flight waits out. Frozen objects are never traversed (or
+    # collected); the collection first frees what startup already left behind.
+    gc.collect()
+    gc.freeze()
 
 
 async def release_all(*closers: Callable[[], object]) -> None:

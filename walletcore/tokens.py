@@ -21,9 +21,11 @@ import base64
 import binascii
 import enum
 import secrets
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import jwt
@@ -42,6 +44,8 @@ USER_AUDIENCE = "wallet"
 OPERATOR_AUDIENCE = "wallet-admin"
 CLOCK_SKEW_LEEWAY = timedelta(seconds=15)
 MAX_TOKEN_CHARS = 8192
+VERIFIED_TOKENS_KEPT = 2048
+"""How many verified tokens each verifier remembers (see `_Decoder`), about 2 KiB each."""
 
 # The development ring and issuer that operator and service tokens use in the embedded mode and
 # that `python -m walletcore.keytool` signs with by default.
@@ -302,8 +306,25 @@ class _WrongKind(_Rejected):
     """A valid token of another kind."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    key: Ed25519PublicKey
+    kid: str
+    claims: Mapping[str, Any]
+
+
 class _Decoder:
-    """The checks every kind shares; returns the verified claims or raises a `_Rejected`."""
+    """The checks every kind shares; returns the verified claims or raises a `_Rejected`.
+
+    A client presents the same token on every call until it expires, and checking the
+    signature was most of a verification's cost; so the last `VERIFIED_TOKENS_KEPT` tokens
+    that passed are remembered with the key that verified them. A remembered token is
+    accepted again only while its key set still answers its kid with that same key (a key
+    that left the set, or a refetched set, means a full verification), and its times are
+    checked against the clock on every call, so it still expires exactly on time. Only tokens
+    that passed are kept, the least recently presented leaving first: made-up tokens cannot
+    fill the memory.
+    """
 
     def __init__(
         self, keyset: KeySet, issuer: str, kind: TokenKind, audience: str, clock: Clock
@@ -313,10 +334,21 @@ class _Decoder:
         self._kind = kind
         self._audience = audience
         self._clock = clock
+        self._verified: OrderedDict[str, _Verified] = OrderedDict()
 
-    async def claims(self, token: str) -> dict[str, Any]:
+    async def claims(self, token: str) -> Mapping[str, Any]:
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
             raise _Rejected
+        remembered = self._verified.get(token)
+        if remembered is not None and await self._keyset.public_key(remembered.kid) is (
+            remembered.key
+        ):
+            self._check_times(remembered.claims)
+            self._verified.move_to_end(token)
+            return remembered.claims
+        return await self._verify(token)
+
+    async def _verify(self, token: str) -> Mapping[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -355,7 +387,11 @@ class _Decoder:
             or not _is_text(claims["jti"])
         ):
             raise _Rejected
-        return claims
+        verified = MappingProxyType(claims)
+        self._verified[token] = _Verified(key, kid, verified)
+        if len(self._verified) > VERIFIED_TOKENS_KEPT:
+            self._verified.popitem(last=False)
+        return verified
 
     def _check_times(self, claims: Mapping[str, Any]) -> None:
         issued_at, expires_at, not_before = (

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.auth.adapters.passwords import PasswordHasher
 from services.auth.adapters.repositories.protection import CONTACT_INDEX_CONTEXT, Protection
+from services.auth.adapters.repositories.reads import SqlAccountReads
 from services.auth.adapters.tables import audit_log, idempotency_records, outbox
 from services.auth.adapters.transactions import SqlTransactions
 from services.auth.adapters.uow import SqlAuthUnitOfWork
@@ -49,7 +50,7 @@ from wallet.auth.v1 import (
 )
 from walletcore.clock import Clock, utc_now
 from walletcore.crypto import BlindIndex, KeyRing, SecretHasher, random_numeric_code, random_token
-from walletcore.db import create_engine, session_factory
+from walletcore.db import SingleStatementReads, create_engine, session_factory
 from walletcore.grpc.access import AUTHENTICATED, PUBLIC, AccessRule, require_roles
 from walletcore.grpc.interceptors import RateRule, by_client_address
 from walletcore.grpc.server import BackgroundTask, Port, PortKind, ServiceServer
@@ -284,6 +285,7 @@ def build(
         ),
         idempotency,
     )
+    reads = SqlAccountReads(SingleStatementReads(engine), protection)
     transports = (
         transports if transports is not None else transports_from_settings(settings.notifier)
     )
@@ -301,7 +303,7 @@ def build(
 
     server = ServiceServer(
         settings,
-        _ports(settings, keys, ctx, tx, engine, clock),
+        _ports(settings, keys, ctx, tx, reads, engine, clock),
         limiter,
         logger,
         [
@@ -328,13 +330,14 @@ def _ports(
     keys: AuthKeys,
     ctx: AuthContext,
     tx: SqlTransactions,
+    reads: SqlAccountReads,
     engine: AsyncEngine,
     clock: Clock,
 ) -> list[Port]:
     own_keys = StaticKeySet(keys.signing.public_jwks())
     identities = StaticKeySet(keys.identity_jwks)
     users = ActiveSessionVerifier(
-        AccessTokenVerifier(own_keys, settings.issuer, clock=clock), tx, clock
+        AccessTokenVerifier(own_keys, settings.issuer, clock=clock), reads, clock
     )
     operators = OperatorTokenVerifier(identities, settings.identity_issuer, clock=clock)
     services = ServiceTokenVerifier(
@@ -344,9 +347,9 @@ def _ports(
         allowed_services=STATUS_CALLERS,
         clock=clock,
     )
-    public = AuthServicer(ctx, tx)
+    public = AuthServicer(ctx, tx, reads)
     officers = AccountAdminServicer(ctx, tx, EngineAuditReader(engine, audit_log))
-    internal = AccountStatusServicer(ctx, tx, keys.signing.public_jwks)
+    internal = AccountStatusServicer(ctx, tx, reads, keys.signing.public_jwks)
     return [
         Port(
             PortKind.PUBLIC,

@@ -3,14 +3,16 @@
 An access token is verified offline (signature, issuer, audience, expiry), but that alone would
 let a stolen token work for up to 15 minutes after a sign-out or a freeze. So every call also
 reads the account and the session: SPEC 3 wants a frozen account refused "from the next
-request after the freeze returns, whatever tokens it still holds".
+request after the freeze returns, whatever tokens it still holds". That read is one statement
+(`AccountReads.standing`, one database round trip): it sees every freeze and revocation that
+committed before the request arrived, and it runs on every authenticated call.
 """
 
 from __future__ import annotations
 
 from services.auth.domain.account import AccountStatus
 from services.auth.domain.reasons import Reason, account_frozen
-from services.auth.service.ports import AuthUnitOfWork, Transactions
+from services.auth.service.ports import AccountReads
 from walletcore.clock import Clock
 from walletcore.errors import Unauthenticated
 from walletcore.identity import Caller, CredentialVerifier
@@ -26,9 +28,9 @@ class ActiveSessionVerifier:
     UNAUTHENTICATED / SESSION_REVOKED for a session that was revoked, has ended, or is not the
     token subject's."""
 
-    def __init__(self, tokens: CredentialVerifier, tx: Transactions, clock: Clock) -> None:
+    def __init__(self, tokens: CredentialVerifier, reads: AccountReads, clock: Clock) -> None:
         self._tokens = tokens
-        self._tx = tx
+        self._reads = reads
         self._clock = clock
 
     async def verify(self, token: str) -> Caller:
@@ -36,20 +38,11 @@ class ActiveSessionVerifier:
         session_id = caller.session_id
         if session_id is None:
             raise session_revoked()
-
-        async def check(uow: AuthUnitOfWork) -> None:
-            status = await uow.accounts.status(caller.subject)
-            if status is None:
-                raise session_revoked()
-            if status is AccountStatus.FROZEN:
-                raise account_frozen()
-            session = await uow.sessions.get(session_id)
-            if (
-                session is None
-                or session.account_id != caller.subject
-                or not session.is_active(self._clock())
-            ):
-                raise session_revoked()
-
-        await self._tx.run(check)
+        standing = await self._reads.standing(caller.subject, session_id)
+        if standing is None:
+            raise session_revoked()
+        if standing.status is AccountStatus.FROZEN:
+            raise account_frozen()
+        if standing.session is None or not standing.session.is_active(self._clock()):
+            raise session_revoked()
         return caller

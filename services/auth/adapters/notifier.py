@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from services.auth.api.convert import mask_client_address
 from services.auth.domain.contacts import Contact, ContactKind, Email, Phone
 from services.auth.domain.events import ActorKind, SecurityEvent, SecurityEventType
 from services.auth.domain.proofs import ChallengePurpose
+from walletcore.addresses import mask_client_address
 from walletcore.clock import Clock, utc_now
 from walletcore.db import Executor
 from walletcore.notify import EmailMessage, NotificationOutbox, SmsMessage

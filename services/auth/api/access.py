@@ -19,7 +19,6 @@ from services.auth.api.convert import (
     code_from,
     contact_from,
     device_token_from,
-    mask_client_address,
     masked_contact,
     origin_of,
     password_from,
@@ -27,15 +26,15 @@ from services.auth.api.convert import (
     security_event_to_proto,
     security_event_types_from,
 )
-from services.auth.domain.account import Account
 from services.auth.domain.proofs import FactorMethod
 from services.auth.domain.sessions import Session
 from services.auth.service import contacts, registration, sessions, signin, timeline
 from services.auth.service.context import AuthContext
-from services.auth.service.ports import AuthUnitOfWork, Transactions
+from services.auth.service.ports import AccountReads, AccountSummary, AuthUnitOfWork, Transactions
 from services.auth.service.sessions import TokenPair
 from wallet.auth.v1 import auth_service_pb2 as pb
 from wallet.auth.v1 import types_pb2
+from walletcore.addresses import mask_client_address
 from walletcore.errors import InvalidArgument, Unauthenticated
 from walletcore.grpc.convert import (
     enum_to_proto,
@@ -51,9 +50,10 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class AccessRpcs:
-    def __init__(self, ctx: AuthContext, tx: Transactions) -> None:
+    def __init__(self, ctx: AuthContext, tx: Transactions, reads: AccountReads) -> None:
         self.ctx = ctx
         self.tx = tx
+        self.reads = reads
 
     # -- signed out ----------------------------------------------------------------------
 
@@ -203,12 +203,10 @@ class AccessRpcs:
     async def GetAccount(
         self, request: pb.GetAccountRequest, context: Context
     ) -> pb.GetAccountResponse:
-        caller = current_caller()
-
-        async def work(uow: AuthUnitOfWork) -> Account:
-            return await contacts.get_account(uow, self.ctx, account_id=caller.subject)
-
-        return pb.GetAccountResponse(account=_account(await self.tx.run(work)))
+        account = await contacts.get_account(
+            self.reads, self.ctx, account_id=current_caller().subject
+        )
+        return pb.GetAccountResponse(account=_account(account))
 
     async def AddContact(
         self, request: pb.AddContactRequest, context: Context
@@ -321,16 +319,13 @@ def _session(session: Session, current_session_id: str | None) -> types_pb2.Sess
     )
 
 
-def _account(account: Account) -> pb.Account:
-    recovery_codes = account.recovery_codes
+def _account(account: AccountSummary) -> pb.Account:
     return pb.Account(
         account_id=account.id,
         status=enum_to_proto(types_pb2.AccountStatus, account.status),
         contacts=[masked_contact(contact) for contact in account.contacts],
-        totp_enabled=account.totp_active,
-        recovery_codes_remaining=(
-            recovery_codes.remaining if account.totp_active and recovery_codes else 0
-        ),
+        totp_enabled=account.totp_enabled,
+        recovery_codes_remaining=account.unused_recovery_codes if account.totp_enabled else 0,
         created_at=timestamp(account.created_at),
         frozen_at=timestamp(account.frozen_at) if account.frozen_at is not None else None,
     )

@@ -9,7 +9,6 @@ product: that is the use cases' and the domain's job.
 from __future__ import annotations
 
 import enum
-import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, TypeVar
@@ -41,9 +40,10 @@ from services.auth.domain.proofs import FactorMethod
 from services.auth.service.ports import StoredSecurityEvent
 from wallet.auth.v1 import types_pb2
 from wallet.common.v1 import client_pb2, contact_pb2
+from walletcore.addresses import mask_client_address
 from walletcore.errors import InvalidArgument
 from walletcore.grpc.convert import enum_from_proto, enum_to_proto, timestamp
-from walletcore.grpc.interceptors import UNKNOWN_ADDRESS, current_client_address
+from walletcore.grpc.interceptors import current_client_address
 from walletcore.validation import (
     BEARER_SECRET,
     COMPACT_JWS,
@@ -70,9 +70,6 @@ _CONTACT_KINDS: Final = {
     ContactKind.PHONE: contact_pb2.CONTACT_KIND_PHONE,
     ContactKind.EMAIL: contact_pb2.CONTACT_KIND_EMAIL,
 }
-# IPv6 keeps its first 48 bits (the routing prefix), as the API documents.
-_IPV6_SHOWN_GROUPS: Final = 3
-
 
 # -- contacts and where a request came from ----------------------------------------------------
 
@@ -128,21 +125,6 @@ def client_context(device: Device | None) -> client_pb2.ClientContext | None:
         platform=_PROTO_PLATFORMS[device.platform],
         app_version=device.app_version,
     )
-
-
-def mask_client_address(address: str | None) -> str:
-    """`203.0.113.7` -> `203.0.113.*`; IPv6 keeps its first 48 bits, e.g. `2001:db8:1:*`.
-    Empty when no client was involved; a non-IP marker such as `unknown` is returned as is."""
-    if not address:
-        return ""
-    try:
-        parsed = ipaddress.ip_address(address)
-    except ValueError:
-        return address if address in {UNKNOWN_ADDRESS, "unix"} else ""
-    if isinstance(parsed, ipaddress.IPv4Address):
-        return address.rpartition(".")[0] + ".*"
-    groups = parsed.exploded.split(":")[:_IPV6_SHOWN_GROUPS]
-    return ":".join(format(int(group, 16), "x") for group in groups) + ":*"
 
 
 # -- enums -------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from services.auth.api.convert import (
 )
 from services.auth.service import status
 from services.auth.service.context import AuthContext
-from services.auth.service.ports import AuthUnitOfWork, Transactions
+from services.auth.service.ports import AccountReads, AuthUnitOfWork, Transactions
 from wallet.auth.v1 import account_status_service_pb2 as pb
 from wallet.auth.v1 import account_status_service_pb2_grpc, types_pb2
 from walletcore.errors import InvalidArgument
@@ -41,10 +41,13 @@ PublicJwks = Callable[[], Sequence[Mapping[str, str]]]
 
 
 class AccountStatusServicer(account_status_service_pb2_grpc.AccountStatusServiceServicer):
-    def __init__(self, ctx: AuthContext, tx: Transactions, public_jwks: PublicJwks) -> None:
+    def __init__(
+        self, ctx: AuthContext, tx: Transactions, reads: AccountReads, public_jwks: PublicJwks
+    ) -> None:
         """`public_jwks` is the signing ring's `SigningKeyRing.public_jwks`."""
         self.ctx = ctx
         self.tx = tx
+        self.reads = reads
         self.public_jwks = public_jwks
 
     async def GetAccountStatus(
@@ -52,13 +55,9 @@ class AccountStatusServicer(account_status_service_pb2_grpc.AccountStatusService
     ) -> pb.GetAccountStatusResponse:
         account_id = id_from(request.account_id, "account_id")
         session_id = id_from(request.session_id, "session_id") if request.session_id else None
-
-        async def work(uow: AuthUnitOfWork) -> status.AccountStatusView:
-            return await status.get_account_status(
-                uow, self.ctx, account_id=account_id, session_id=session_id
-            )
-
-        view = await self.tx.run(work)
+        view = await status.get_account_status(
+            self.reads, self.ctx, account_id=account_id, session_id=session_id
+        )
         response = pb.GetAccountStatusResponse(
             status=enum_to_proto(types_pb2.AccountStatus, view.status),
             totp_enabled=view.totp_enabled,

@@ -83,6 +83,18 @@ class Rotation:
         return self.new_token
 
 
+@dataclass(frozen=True, slots=True)
+class SessionTerm:
+    """How long a session lasts: until it expires or is revoked, whichever comes first. The
+    per-request checks read only this of a session."""
+
+    expires_at: datetime
+    revoked_at: datetime | None = None
+
+    def is_active(self, now: datetime) -> bool:
+        return self.revoked_at is None and now < self.expires_at
+
+
 @dataclass(slots=True)
 class Session:
     id: str
@@ -120,8 +132,12 @@ class Session:
         )
         return session, session._issue(first_token_id, first_token, hasher, now, lifetimes)
 
+    @property
+    def term(self) -> SessionTerm:
+        return SessionTerm(expires_at=self.expires_at, revoked_at=self.revoked_at)
+
     def is_active(self, now: datetime) -> bool:
-        return self.revoked_at is None and now < self.expires_at
+        return self.term.is_active(now)
 
     def ensure_active(self, now: datetime) -> None:
         """For access-token checks: a revoked or ended session's tokens stop working at once."""

@@ -20,7 +20,7 @@ from services.auth.domain.proofs import ChallengePurpose
 from services.auth.domain.reasons import Reason
 from services.auth.service.codes import check_code, destination_ref, send_code
 from services.auth.service.context import AuthContext, publish
-from services.auth.service.ports import AuthUnitOfWork
+from services.auth.service.ports import AccountReads, AccountSummary, AuthUnitOfWork
 from walletcore.errors import FailedPrecondition, NotFound
 
 VERIFICATION_NOT_FOUND: Final = "VERIFICATION_NOT_FOUND"
@@ -34,9 +34,13 @@ class ContactVerificationStarted:
     expires_at: datetime
 
 
-async def get_account(uow: AuthUnitOfWork, ctx: AuthContext, *, account_id: str) -> Account:
-    """The caller's own account; a frozen account still reads itself."""
-    return await _own_account(uow, account_id, for_update=False)
+async def get_account(reads: AccountReads, ctx: AuthContext, *, account_id: str) -> AccountSummary:
+    """The caller's own account; a frozen account still reads itself. Only what the answer
+    shows is read, in one statement (`AccountReads.summary`)."""
+    summary = await reads.summary(account_id)
+    if summary is None:
+        raise _no_such_account()
+    return summary
 
 
 async def add_contact(
@@ -115,6 +119,10 @@ async def verify_contact(
 async def _own_account(uow: AuthUnitOfWork, account_id: str, *, for_update: bool) -> Account:
     account = await uow.accounts.get(account_id, for_update=for_update)
     if account is None:
-        # Only a token of a deleted account gets here; there is nothing else to tell it.
-        raise NotFound("no such account", reason=ACCOUNT_NOT_FOUND)
+        raise _no_such_account()
     return account
+
+
+def _no_such_account() -> NotFound:
+    # Only a token of a deleted account gets here; there is nothing else to tell it.
+    return NotFound("no such account", reason=ACCOUNT_NOT_FOUND)

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Generic, Self, TypeVar
 
-from services.auth.domain.account import Account, AccountStatus
+from services.auth.domain.account import Account
 from services.auth.domain.contacts import Contact, ContactKind, Email
 from services.auth.domain.events import RevokeReason, SecurityEvent
 from services.auth.domain.ledger import (
@@ -53,6 +53,8 @@ from services.auth.domain.throttling import CounterScope, FailureCounter
 from services.auth.service.context import AuthContext, AuthRules
 from services.auth.service.ports import (
     Accounts,
+    AccountStanding,
+    AccountSummary,
     AuthUnitOfWork,
     CodeDestination,
     CodeFailureLedgers,
@@ -307,10 +309,6 @@ class FakeAccounts(_Repository):
         self._check_contacts_free(account)
         self._store.accounts[account.id] = copy.deepcopy(account)
 
-    async def status(self, account_id: str) -> AccountStatus | None:
-        account = self._store.accounts.get(account_id)
-        return None if account is None else account.status
-
     async def existing_ids(self, account_ids: Sequence[str]) -> set[str]:
         return {account_id for account_id in account_ids if account_id in self._store.accounts}
 
@@ -508,6 +506,46 @@ def _destination_key(to: Contact | str) -> str:
     if isinstance(to, str):
         return to.casefold()
     return _contact_key(to)[1].casefold()
+
+
+# -- reads outside a unit of work --------------------------------------------------------------
+
+
+class FakeAccountReads:
+    """The `AccountReads` port over a `FakeStore`: what is stored now, as the SQL reads see
+    what was committed."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+
+    async def standing(self, account_id: str, session_id: str | None) -> AccountStanding | None:
+        account = self.store.accounts.get(account_id)
+        if account is None:
+            return None
+        session = None if session_id is None else self.store.sessions.get(session_id)
+        return AccountStanding(
+            status=account.status,
+            frozen_at=account.frozen_at,
+            totp_enabled=account.totp_active,
+            session=session.term
+            if session is not None and session.account_id == account_id
+            else None,
+        )
+
+    async def summary(self, account_id: str) -> AccountSummary | None:
+        account = self.store.accounts.get(account_id)
+        if account is None:
+            return None
+        codes = account.recovery_codes
+        return AccountSummary(
+            id=account.id,
+            status=account.status,
+            contacts=copy.deepcopy(account.contacts),
+            totp_enabled=account.totp_active,
+            unused_recovery_codes=codes.remaining if codes is not None else 0,
+            created_at=account.created_at,
+            frozen_at=account.frozen_at,
+        )
 
 
 # -- transactions ------------------------------------------------------------------------------

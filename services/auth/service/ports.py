@@ -21,7 +21,7 @@ from services.auth.domain.ledger import CodeFailureLedger
 from services.auth.domain.otp import OtpChallenge
 from services.auth.domain.pending import PendingContact
 from services.auth.domain.proofs import ChallengePurpose
-from services.auth.domain.sessions import PendingSignIn, RefreshToken, Session
+from services.auth.domain.sessions import PendingSignIn, RefreshToken, Session, SessionTerm
 from services.auth.domain.stepup import StepUpChallenge
 from services.auth.domain.throttling import CounterScope, FailureCounter
 from walletcore.audit import AuditTrail
@@ -50,8 +50,9 @@ class SignInCredentials:
 
 class Accounts(Protocol):
     async def get(self, account_id: str, *, for_update: bool = False) -> Account | None:
-        """The whole aggregate (contacts, TOTP factor, recovery codes, freeze history).
-        `for_update` takes the row lock on PostgreSQL so concurrent changes queue."""
+        """The whole aggregate (contacts, TOTP factor, recovery codes, freeze history), for
+        use cases that change it (reads that only answer use `AccountReads`). `for_update`
+        takes the row lock on PostgreSQL so concurrent changes queue."""
         ...
 
     async def find_by_contact(
@@ -86,13 +87,49 @@ class Accounts(Protocol):
         meanwhile raises AlreadyExists (CONTACT_IN_USE) like `add`."""
         ...
 
-    async def status(self, account_id: str) -> AccountStatus | None:
-        """Only the account's status, None when it does not exist: the per-request check of
-        the public port reads this instead of the whole aggregate."""
-        ...
-
     async def existing_ids(self, account_ids: Sequence[str]) -> set[str]:
         """Which of `account_ids` exist (bulk freezes report unknown ids without loading)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class AccountStanding:
+    """What the per-request checks need of an account and one of its sessions."""
+
+    status: AccountStatus
+    frozen_at: datetime | None
+    """When it was frozen (its latest freeze record); None unless frozen."""
+    totp_enabled: bool
+    session: SessionTerm | None
+    """The session asked about; None when none was asked about, or it does not exist or is
+    another account's."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSummary:
+    """What an account's own read shows of it (no freeze history, secrets or code hashes)."""
+
+    id: str
+    status: AccountStatus
+    contacts: list[VerifiedContact]
+    totp_enabled: bool
+    unused_recovery_codes: int
+    created_at: datetime
+    frozen_at: datetime | None
+    """As in `AccountStanding`."""
+
+
+class AccountReads(Protocol):
+    """Reads outside any unit of work, one database round trip each, for what every request
+    asks: they see what was committed before they started (a freeze or a revocation that has
+    returned), and write nothing."""
+
+    async def standing(self, account_id: str, session_id: str | None) -> AccountStanding | None:
+        """None when the account does not exist."""
+        ...
+
+    async def summary(self, account_id: str) -> AccountSummary | None:
+        """None when the account does not exist."""
         ...
 
 

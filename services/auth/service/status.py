@@ -20,7 +20,12 @@ from services.auth.domain.pending import PendingContact, PendingContactPurpose
 from services.auth.domain.proofs import ChallengePurpose
 from services.auth.domain.reasons import Reason, account_frozen
 from services.auth.domain.stepup import StepUpPurpose
-from services.auth.service.admin import MAX_ID_LENGTH, MaskedContactView, load_account
+from services.auth.service.admin import (
+    MAX_ID_LENGTH,
+    MaskedContactView,
+    account_not_found,
+    load_account,
+)
 from services.auth.service.codes import (
     check_code,
     destination_ref,
@@ -29,7 +34,7 @@ from services.auth.service.codes import (
 )
 from services.auth.service.context import AuthContext, publish
 from services.auth.service.grants import accept_grant
-from services.auth.service.ports import AuthUnitOfWork
+from services.auth.service.ports import AccountReads, AuthUnitOfWork
 from walletcore.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -63,23 +68,21 @@ class AccountStatusView:
 
 
 async def get_account_status(
-    uow: AuthUnitOfWork, ctx: AuthContext, *, account_id: str, session_id: str | None
+    reads: AccountReads, ctx: AuthContext, *, account_id: str, session_id: str | None
 ) -> AccountStatusView:
-    """Every service asks this on each user request. A session of another account reads as
-    not active: a token's session id and subject must belong together."""
-    account = await load_account(uow, account_id, for_update=False)
+    """Every service asks this on each user request, so it is one read outside a unit of
+    work (`AccountReads.standing`). A session of another account reads as not active: a
+    token's session id and subject must belong together."""
+    standing = await reads.standing(account_id, session_id)
+    if standing is None:
+        raise account_not_found()
     session_active = None
     if session_id is not None:
-        session = await uow.sessions.get(session_id)
-        session_active = (
-            session is not None
-            and session.account_id == account.id
-            and session.is_active(ctx.clock())
-        )
+        session_active = standing.session is not None and standing.session.is_active(ctx.clock())
     return AccountStatusView(
-        status=account.status,
-        frozen_at=account.frozen_at,
-        totp_enabled=account.totp_active,
+        status=standing.status,
+        frozen_at=standing.frozen_at,
+        totp_enabled=standing.totp_enabled,
         session_active=session_active,
     )
 

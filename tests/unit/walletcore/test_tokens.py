@@ -595,3 +595,24 @@ async def test_keytool_signs_service_tokens_with_a_key_spec_from_the_environment
         allowed_services={"kyc"},
     ).verify(token)
     assert caller == Caller(kind=CallerKind.SERVICE, subject="kyc", roles=frozenset({"kyc"}))
+
+
+async def test_a_token_verified_before_stops_verifying_when_its_key_leaves_the_fetched_set(
+    clock: FakeClock,
+) -> None:
+    old, new = generate_key("old"), generate_key("new")
+    token = TokenIssuer(ISSUER, SigningKeyRing([old]), clock).access_token(
+        account_id="acc-1", session_id="s"
+    )
+    fetch = CountingFetch(SigningKeyRing([new, old]).public_jwks())
+    verifier = AccessTokenVerifier(
+        CachingKeySet(fetch, ttl=timedelta(minutes=1), clock=clock), ISSUER, clock=clock
+    )
+    assert (await verifier.verify(token.token)).subject == "acc-1"
+    assert (await verifier.verify(token.token)).subject == "acc-1"
+
+    fetch.jwks = SigningKeyRing([new]).public_jwks()
+    clock.advance(minutes=2)
+
+    with pytest.raises(Unauthenticated):
+        await verifier.verify(token.token)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
 from sqlalchemy import ColumnElement, FromClause, Row, and_, delete, insert, select, update
@@ -194,12 +195,6 @@ class SqlAccounts:
             await self._write_recovery_codes(account, stored.account.recovery_codes)
         self._remember(account, stored.version + 1)
 
-    async def status(self, account_id: str) -> AccountStatus | None:
-        row = await self._session.scalar(
-            select(accounts.c.status).where(accounts.c.id == account_id)
-        )
-        return None if row is None else AccountStatus(row)
-
     async def existing_ids(self, account_ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
         for chunk in chunks(list(dict.fromkeys(account_ids))):
@@ -234,11 +229,12 @@ class SqlAccounts:
         return [self._contact_from(row) for row in rows]
 
     def _contact_from(self, row: Row[Any]) -> VerifiedContact:
-        value = self._protection.open(
-            row.value_encrypted, table=_CONTACTS, row_id=row.id, column="value"
-        )
-        return VerifiedContact(
-            id=row.id, value=contact_from(ContactKind(row.kind), value), verified_at=row.verified_at
+        return open_contact(
+            self._protection,
+            contact_id=row.id,
+            kind=row.kind,
+            sealed=row.value_encrypted,
+            verified_at=row.verified_at,
         )
 
     async def _load_freeze_history(self, account_id: str) -> list[FreezeRecord]:
@@ -437,6 +433,16 @@ class SqlAccounts:
         await self._session.execute(
             delete(recovery_code_sets).where(recovery_code_sets.c.id == set_id)
         )
+
+
+def open_contact(
+    protection: Protection, *, contact_id: str, kind: str, sealed: bytes, verified_at: datetime
+) -> VerifiedContact:
+    """A stored contact, decrypted."""
+    value = protection.open(sealed, table=_CONTACTS, row_id=contact_id, column="value")
+    return VerifiedContact(
+        id=contact_id, value=contact_from(ContactKind(kind), value), verified_at=verified_at
+    )
 
 
 def _row_of(account: Account) -> dict[str, object]:

@@ -10,6 +10,9 @@ import pytest
 from services.auth.adapters.uow import SqlAuthUnitOfWork
 from services.auth.domain.account import Account
 from services.auth.domain.contacts import Email, Phone, VerifiedContact
+from services.auth.domain.events import NO_CLIENT, Origin
+from services.auth.domain.sessions import RefreshToken, Session
+from walletcore.crypto import SecretHasher
 
 SHANGHAI = timezone(timedelta(hours=8))
 START = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
@@ -48,4 +51,30 @@ async def store(new_uow: NewUnitOfWork, *accounts: Account) -> None:
     async with new_uow() as uow:
         for account in accounts:
             await uow.accounts.add(account)
+        await uow.commit()
+
+
+def start_session(
+    hasher: SecretHasher,
+    session_id: str,
+    *,
+    account_id: str = "acc-1",
+    origin: Origin = NO_CLIENT,
+    at: datetime = START,
+) -> tuple[Session, RefreshToken]:
+    return Session.start(
+        id=session_id,
+        account_id=account_id,
+        origin=origin,
+        first_token_id=f"{session_id}-token-1",
+        first_token="first-secret",
+        hasher=hasher,
+        now=at,
+    )
+
+
+async def add_sessions(new_uow: NewUnitOfWork, *started: tuple[Session, RefreshToken]) -> None:
+    async with new_uow() as uow:
+        for session, first_token in started:
+            await uow.sessions.add(session, first_token)
         await uow.commit()

@@ -274,17 +274,3 @@ async def test_existing_ids_names_the_accounts_among_many_ids(new_uow: NewUnitOf
         found = await uow.accounts.existing_ids(asked)
 
     assert found == {"acc-1", "acc-2"}
-
-
-async def test_status_reads_only_whether_the_account_is_active_or_frozen(
-    new_uow: NewUnitOfWork,
-) -> None:
-    frozen = make_account("acc-frozen", phone="+8613900139000", email=None)
-    frozen.freeze_history = [FreezeRecord(True, OFFICER, "breach", "SEC-1", START)]
-    frozen.status = AccountStatus.FROZEN
-    await store(new_uow, make_account("acc-active"), frozen)
-
-    async with new_uow() as uow:
-        assert await uow.accounts.status("acc-active") is AccountStatus.ACTIVE
-        assert await uow.accounts.status("acc-frozen") is AccountStatus.FROZEN
-        assert await uow.accounts.status("acc-missing") is None

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 
 import pytest
 
-from services.auth.domain.events import NO_CLIENT, Origin, RevokeReason
+from services.auth.domain.events import Origin, RevokeReason
 from services.auth.domain.proofs import ChallengePurpose, FactorMethod, VerifiedFactor
 from services.auth.domain.reasons import Reason
-from services.auth.domain.sessions import PendingSignIn, RefreshToken, Session
+from services.auth.domain.sessions import PendingSignIn
 from tests.integration.auth.persistence.builders import (
     SHANGHAI,
     START,
     NewUnitOfWork,
+    add_sessions,
     make_account,
     postgres_only,
+    start_session,
     store,
 )
 from walletcore.crypto import SecretHasher
@@ -25,32 +27,6 @@ from walletcore.errors import Unauthenticated
 @pytest.fixture(autouse=True)
 async def accounts(new_uow: NewUnitOfWork) -> None:
     await store(new_uow, make_account("acc-1"), make_account("acc-2", phone=None, email="b@x.org"))
-
-
-def start_session(
-    hasher: SecretHasher,
-    session_id: str,
-    *,
-    account_id: str = "acc-1",
-    origin: Origin = NO_CLIENT,
-    at: datetime = START,
-) -> tuple[Session, RefreshToken]:
-    return Session.start(
-        id=session_id,
-        account_id=account_id,
-        origin=origin,
-        first_token_id=f"{session_id}-token-1",
-        first_token="first-secret",
-        hasher=hasher,
-        now=at,
-    )
-
-
-async def add_sessions(new_uow: NewUnitOfWork, *started: tuple[Session, RefreshToken]) -> None:
-    async with new_uow() as uow:
-        for session, first_token in started:
-            await uow.sessions.add(session, first_token)
-        await uow.commit()
 
 
 async def test_a_session_and_its_first_token_come_back_with_their_origin(

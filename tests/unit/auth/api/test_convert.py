@@ -10,7 +10,6 @@ from services.auth.api.convert import (
     channel_from,
     contact_from,
     device_from,
-    mask_client_address,
     security_event_to_proto,
 )
 from services.auth.domain.contacts import Email, Phone
@@ -85,19 +84,6 @@ def test_a_negative_page_size_is_refused_on_its_field() -> None:
         page_of(paging_pb2.PageRequest(page_size=-1))
 
     assert violated_fields(refused) == ["page.page_size"]
-
-
-@pytest.mark.parametrize(
-    ("address", "masked"),
-    [
-        ("203.0.113.77", "203.0.113.*"),
-        ("2001:db8:85a3:8d3:1319:8a2e:370:7348", "2001:db8:85a3:*"),
-        (None, ""),
-        ("unknown", "unknown"),
-    ],
-)
-def test_client_addresses_are_masked(address: str | None, masked: str) -> None:
-    assert mask_client_address(address) == masked
 
 
 def test_an_unspecified_channel_is_refused_naming_the_choices() -> None:

@@ -15,9 +15,9 @@ from services.auth.service.context import AuthContext
 from services.auth.service.fakes import (
     FAKE_ISSUER,
     FAKE_SIGNING_KEYS_LABEL,
+    FakeAccountReads,
     FakeClock,
     FakeStore,
-    FakeTransactions,
 )
 from services.auth.verifiers import ActiveSessionVerifier
 from walletcore.errors import FailedPrecondition, Unauthenticated
@@ -26,10 +26,10 @@ from walletcore.tokens import AccessTokenVerifier, SigningKeyRing, StaticKeySet
 
 
 @pytest.fixture
-def verifier(tx: FakeTransactions, clock: FakeClock) -> ActiveSessionVerifier:
+def verifier(store: FakeStore, clock: FakeClock) -> ActiveSessionVerifier:
     ring = SigningKeyRing.development(FAKE_SIGNING_KEYS_LABEL)
     tokens = AccessTokenVerifier(StaticKeySet(ring.public_jwks()), FAKE_ISSUER, clock=clock)
-    return ActiveSessionVerifier(tokens, tx, clock)
+    return ActiveSessionVerifier(tokens, FakeAccountReads(store), clock)
 
 
 def signed_in(store: FakeStore, ctx: AuthContext, account_id: str) -> str:

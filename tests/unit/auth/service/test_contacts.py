@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from services.auth.domain.account import AccountStatus
 from services.auth.domain.contacts import Contact, VerifiedContact
 from services.auth.domain.events import SecurityEventType
 from services.auth.domain.ledger import purpose_ledger_subject
@@ -11,7 +12,7 @@ from services.auth.domain.proofs import ChallengePurpose
 from services.auth.domain.reasons import Reason
 from services.auth.service import contacts, sessions, signin, timeline
 from services.auth.service.context import AuthContext
-from services.auth.service.fakes import FakeClock, FakeStore, FakeTransactions
+from services.auth.service.fakes import FakeAccountReads, FakeClock, FakeStore, FakeTransactions
 from services.auth.service.ports import AuthUnitOfWork
 from tests.unit.auth.service.access_helpers import (
     CODE_RESEND_WAIT,
@@ -143,9 +144,9 @@ async def test_a_frozen_account_still_reads_itself(tx: FakeTransactions, ctx: Au
     account_id = (await register(tx, ctx, PHONE)).account_id
     await freeze(tx, ctx, account_id)
 
-    account = await tx.run(lambda uow: contacts.get_account(uow, ctx, account_id=account_id))
+    account = await contacts.get_account(FakeAccountReads(tx.store), ctx, account_id=account_id)
 
-    assert (account.id, account.is_frozen) == (account_id, True)
+    assert (account.id, account.status) == (account_id, AccountStatus.FROZEN)
 
 
 async def test_the_timeline_holds_only_the_callers_events_of_the_types_asked_for(

@@ -15,7 +15,7 @@ from services.auth.domain.proofs import ChallengePurpose
 from services.auth.domain.sessions import Session
 from services.auth.service import admin, status
 from services.auth.service.context import AuthContext
-from services.auth.service.fakes import FakeClock, FakeStore, FakeTransactions
+from services.auth.service.fakes import FakeAccountReads, FakeClock, FakeStore, FakeTransactions
 from services.auth.service.ports import AuthUnitOfWork
 from walletcore.errors import (
     AlreadyExists,
@@ -93,12 +93,9 @@ async def add_session(
 async def account_status(
     tx: FakeTransactions, ctx: AuthContext, account_id: str, session_id: str | None = None
 ) -> status.AccountStatusView:
-    async def work(uow: AuthUnitOfWork) -> status.AccountStatusView:
-        return await status.get_account_status(
-            uow, ctx, account_id=account_id, session_id=session_id
-        )
-
-    return await tx.run(work)
+    return await status.get_account_status(
+        FakeAccountReads(tx.store), ctx, account_id=account_id, session_id=session_id
+    )
 
 
 async def test_an_active_account_with_its_live_session(

@@ -1,0 +1,486 @@
+"""Auth's hot path under load, against a bare grpc.aio echo server as the machine's ceiling.
+
+Every kyc, binding and refund request goes through auth's per-request checks, so their cost
+multiplies across the system. Auth runs as `python -m services.auth` on PostgreSQL (a database
+of its own, created and dropped here, on DATABASE_URL, default
+postgresql://postgres@127.0.0.1:5432/test) with the Redis limiter (REDIS_URL), each in its own
+process; the echo server runs in another. One load generator, in a process of its own, drives
+each target with the same number of calls in flight:
+
+- the echo server: the ceiling, what grpc.aio and this machine can do at all;
+- the same echo behind walletcore's server pipeline (access-token check, rate limit, metrics,
+  the per-RPC JSON log line) with no database: the floor any service's RPC starts from;
+- `AuthService.GetAccount` with a user's access token (so the session check included);
+- `AccountStatusService.GetAccountStatus` with kyc's service token, for an account and session.
+
+The targets take turns round by round, so drift on the machine hits them all alike. Printed:
+requests/s, p50 and p99 latency and the server's CPU per call for each, the ratios to the
+ceiling (targets: at least 0.5 of its requests/s, p99 under 3x its p99) and auth's resident
+memory after the run (target: under 150 MiB). QUICK=1 runs shorter rounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any, Final
+
+import grpc
+import grpc.aio
+from google.protobuf import wrappers_pb2
+
+from benchmarks.bench_server import METHOD, pipeline_server, register_echo
+
+IN_FLIGHT: Final = 64
+ACCOUNTS: Final = 256
+QUICK: Final = os.environ.get("QUICK", "") not in ("", "0")
+ROUNDS: Final = 2 if QUICK else 3
+ROUND_SECONDS: Final = 3.0 if QUICK else 7.0
+WARM_UP_SECONDS: Final = 1.0 if QUICK else 3.0
+STARTUP_TIMEOUT: Final = 60.0
+
+RATIO_TARGET: Final = 0.5
+P99_TARGET: Final = 3.0
+RSS_TARGET_MIB: Final = 150
+
+GET_ACCOUNT: Final = "/wallet.auth.v1.AuthService/GetAccount"
+GET_ACCOUNT_STATUS: Final = "/wallet.auth.v1.AccountStatusService/GetAccountStatus"
+
+CEILING: Final = "bare grpc.aio echo (ceiling)"
+PIPELINE: Final = "walletcore pipeline echo (no database)"
+USER_READ: Final = "AuthService.GetAccount (user token)"
+STATUS_READ: Final = "GetAccountStatus (service token)"
+
+_CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
+_NO_SIGN_IN: Final = "not an argon2 hash"
+"""The seeded accounts' password hash: they are never signed in to, only read."""
+_MODULE: Final = "benchmarks.bench_hotpath"
+PIPELINE_KEYS_LABEL: Final = "bench"
+_ROOT: Final = Path(__file__).resolve().parent.parent
+
+
+# -- the separate processes: echo server and load generator -------------------------------------
+
+
+async def _serve_echo() -> None:
+    server = grpc.aio.server()
+    register_echo(server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    print(port, flush=True)
+    await server.wait_for_termination()
+
+
+async def _serve_pipeline() -> None:
+    from walletcore.logging import configure_logging
+    from walletcore.tokens import SigningKeyRing
+
+    configure_logging("bench")
+    server, port = await pipeline_server(SigningKeyRing.development(PIPELINE_KEYS_LABEL))
+    print(port, flush=True)
+    await server.run_until_signal()
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request the load generator may send: serialized body and bearer token (or none)."""
+
+    body: bytes
+    token: str | None
+
+    def to_json(self) -> dict[str, str | None]:
+        return {"body": self.body.hex(), "token": self.token}
+
+
+async def _drive(target: str, method: str, calls: list[Call], seconds: float) -> dict[str, Any]:
+    """Keeps IN_FLIGHT calls going for `seconds`; every answer must be OK."""
+    async with grpc.aio.insecure_channel(target) as channel:
+        # No serializers: the bodies are already bytes, and the answers are only counted.
+        send: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(method)
+        prepared = [
+            (call.body, (("authorization", f"Bearer {call.token}"),) if call.token else None)
+            for call in calls
+        ]
+        latencies: list[float] = []
+        failures: dict[str, int] = {}
+        deadline = time.perf_counter() + seconds
+
+        async def worker(offset: int) -> None:
+            index = offset
+            while time.perf_counter() < deadline:
+                body, metadata = prepared[index % len(prepared)]
+                index += IN_FLIGHT
+                started = time.perf_counter()
+                try:
+                    await send(body, metadata=metadata, timeout=30)
+                except grpc.aio.AioRpcError as error:
+                    failures[error.code().name] = failures.get(error.code().name, 0) + 1
+                    continue
+                latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(offset) for offset in range(IN_FLIGHT)))
+        elapsed = time.perf_counter() - started
+    return {"latencies": latencies, "seconds": elapsed, "failures": failures}
+
+
+def _load_main() -> None:
+    """Reads one job per line on stdin, answers each with one JSON line on stdout."""
+    for line in sys.stdin:
+        job = json.loads(line)
+        calls = [Call(bytes.fromhex(c["body"]), c["token"]) for c in job["calls"]]
+        result = asyncio.run(_drive(job["target"], job["method"], calls, job["seconds"]))
+        print(json.dumps(result), flush=True)
+
+
+# -- the parent: database, processes, seeding, report -------------------------------------------
+
+
+@dataclass
+class Tally:
+    latencies: list[float]
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds
+
+    def percentile(self, p: float) -> float:
+        return statistics.quantiles(self.latencies, n=100, method="inclusive")[int(p) - 1]
+
+    @property
+    def cpu_ms_per_call(self) -> float:
+        return 1000 * self.cpu_seconds / len(self.latencies)
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc status")
+
+
+@asynccontextmanager
+async def _database(server_url: str) -> AsyncIterator[str]:
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from walletcore.db import normalize_url
+
+    name = f"bench_hotpath_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(normalize_url(server_url), isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+@contextmanager
+def _process(args: Sequence[str], env: dict[str, str], log: IO[bytes]) -> Iterator[Any]:
+    process = subprocess.Popen(  # noqa: S603 - this interpreter and fixed module names, no shell
+        [sys.executable, *args],
+        env={**os.environ, **env},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        cwd=_ROOT,
+    )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_for_auth_ports(log_path: Path, process: subprocess.Popen[bytes]) -> dict[str, int]:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"auth exited with {process.returncode}: {_tail(log_path)}")
+        for line in log_path.read_text(errors="replace").splitlines():
+            if '"server started"' in line:
+                ports: dict[str, int] = json.loads(line)["ports"]
+                return ports
+        time.sleep(0.1)
+    raise RuntimeError(f"auth did not start in {STARTUP_TIMEOUT:.0f} s: {_tail(log_path)}")
+
+
+def _port_of(process: subprocess.Popen[bytes]) -> int:
+    """The port a server process printed on its first line."""
+    assert process.stdout is not None
+    return int(process.stdout.readline())
+
+
+def _tail(path: Path) -> str:
+    return " | ".join(path.read_text(errors="replace").splitlines()[-5:])
+
+
+def _auth_env(database_url: str, redis_url: str) -> dict[str, str]:
+    return {
+        "AUTH_PROFILE": "development",
+        "AUTH_DATABASE_URL": database_url,
+        "AUTH_RATE_LIMITER": "redis",
+        "AUTH_REDIS_URL": redis_url,
+        "AUTH_RATE_LIMIT_NAMESPACE": f"bench-{uuid.uuid4().hex[:8]}",
+        "AUTH_MIGRATE_ON_START": "true",
+        "AUTH_REFLECTION": "false",
+    }
+
+
+async def _seed(env: dict[str, str]) -> list[tuple[str, str]]:
+    """ACCOUNTS accounts (a phone and an e-mail each) with one session each, written with
+    auth's own repositories and keys; returns their (account id, session id)."""
+    from services.auth.adapters import tables
+    from services.auth.adapters.repositories import Protection
+    from services.auth.adapters.uow import SqlAuthUnitOfWork
+    from services.auth.bootstrap import AuthKeys
+    from services.auth.domain.account import Account
+    from services.auth.domain.contacts import Email, Phone, VerifiedContact
+    from services.auth.domain.events import NO_CLIENT
+    from services.auth.domain.sessions import Session
+    from services.auth.settings import AuthSettings
+    from walletcore.db import create_engine, session_factory
+    from walletcore.notify import NotificationOutbox
+
+    # The development keys auth derives for itself, as it runs on the same settings.
+    settings = AuthSettings(database_url=env["AUTH_DATABASE_URL"])
+    keys = AuthKeys.from_settings(settings)
+    engine = create_engine(settings.database_url)
+    protection = Protection(encryption=keys.encryption, contact_index=keys.contact_index)
+    outbox = NotificationOutbox(tables.outbox, keys.encryption)
+    now = datetime.now(UTC)
+    pairs = []
+    try:
+        async with SqlAuthUnitOfWork(
+            session_factory(engine), protection=protection, outbox=outbox
+        ) as uow:
+            for number in range(ACCOUNTS):
+                account_id, session_id = f"bench-{number:04d}", f"bench-session-{number:04d}"
+                contacts = [
+                    VerifiedContact(f"{account_id}-p", Phone(f"+8613800{number:06d}"), now),
+                    VerifiedContact(f"{account_id}-e", Email(f"{account_id}@example.com"), now),
+                ]
+                await uow.accounts.add(
+                    Account(
+                        id=account_id, password_hash=_NO_SIGN_IN, contacts=contacts, created_at=now
+                    )
+                )
+                session, token = Session.start(
+                    id=session_id,
+                    account_id=account_id,
+                    origin=NO_CLIENT,
+                    first_token_id=f"{session_id}-refresh",
+                    first_token=uuid.uuid4().hex,
+                    hasher=keys.secrets,
+                    now=now,
+                )
+                await uow.sessions.add(session, token)
+                pairs.append((account_id, session_id))
+            await uow.commit()
+    finally:
+        await engine.dispose()
+    return pairs
+
+
+def _calls(env: dict[str, str], pairs: list[tuple[str, str]]) -> dict[str, list[Call]]:
+    from services.auth.bootstrap import DEVELOPMENT_KEYS_LABEL
+    from wallet.auth.v1 import account_status_service_pb2, auth_service_pb2
+    from walletcore.tokens import (
+        DEVELOPMENT_IDENTITY_ISSUER,
+        DEVELOPMENT_IDENTITY_KEYS_LABEL,
+        SigningKeyRing,
+        TokenIssuer,
+    )
+
+    users = TokenIssuer("wallet-auth", SigningKeyRing.development(DEVELOPMENT_KEYS_LABEL))
+    identities = TokenIssuer(
+        DEVELOPMENT_IDENTITY_ISSUER, SigningKeyRing.development(DEVELOPMENT_IDENTITY_KEYS_LABEL)
+    )
+    kyc = identities.service_token(service="kyc", audience="auth", ttl=timedelta(hours=1)).token
+    pipeline_user = TokenIssuer("bench", SigningKeyRing.development(PIPELINE_KEYS_LABEL))
+    ping = wrappers_pb2.StringValue(value="ping").SerializeToString()
+    get_account = auth_service_pb2.GetAccountRequest().SerializeToString()
+    return {
+        CEILING: [Call(ping, None)],
+        PIPELINE: [
+            Call(
+                ping,
+                pipeline_user.access_token(
+                    account_id="bench", session_id="bench", ttl=timedelta(minutes=15)
+                ).token,
+            )
+        ],
+        USER_READ: [
+            Call(
+                get_account,
+                users.access_token(
+                    account_id=account_id, session_id=session_id, ttl=timedelta(minutes=15)
+                ).token,
+            )
+            for account_id, session_id in pairs
+        ],
+        STATUS_READ: [
+            Call(
+                account_status_service_pb2.GetAccountStatusRequest(
+                    account_id=account_id, session_id=session_id
+                ).SerializeToString(),
+                kyc,
+            )
+            for account_id, session_id in pairs
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    address: str
+    method: str
+    pid: int
+
+
+def _job(
+    load: subprocess.Popen[bytes], target: Target, calls: list[Call], seconds: float
+) -> dict[str, Any]:
+    assert load.stdin is not None
+    assert load.stdout is not None
+    job = {
+        "target": target.address,
+        "method": target.method,
+        "calls": [call.to_json() for call in calls],
+        "seconds": seconds,
+    }
+    load.stdin.write(json.dumps(job).encode() + b"\n")
+    load.stdin.flush()
+    line = load.stdout.readline()
+    if not line:
+        raise RuntimeError("the load generator exited")
+    result: dict[str, Any] = json.loads(line)
+    if result["failures"]:
+        raise RuntimeError(f"{target.name}: calls failed: {result['failures']}")
+    return result
+
+
+def _measure(
+    load: subprocess.Popen[bytes], targets: list[Target], calls: dict[str, list[Call]]
+) -> dict[str, Tally]:
+    for target in targets:
+        _job(load, target, calls[target.name], WARM_UP_SECONDS)
+    tallies = {target.name: Tally([]) for target in targets}
+    for _ in range(ROUNDS):
+        for target in targets:
+            cpu_before = _cpu_seconds(target.pid)
+            result = _job(load, target, calls[target.name], ROUND_SECONDS)
+            tally = tallies[target.name]
+            tally.cpu_seconds += _cpu_seconds(target.pid) - cpu_before
+            tally.latencies += result["latencies"]
+            tally.seconds += result["seconds"]
+    return tallies
+
+
+def _report(tallies: dict[str, Tally], rss_mib: float) -> list[str]:
+    ceiling = tallies[CEILING]
+    lines = [
+        f"{IN_FLIGHT} calls in flight from a separate process, {ROUNDS} rounds of "
+        f"{ROUND_SECONDS:.0f} s per target; PostgreSQL + Redis",
+        f"{'':<38} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms/call':>12} "
+        f"{'x ceiling':>10} {'p99 x':>7}",
+    ]
+    for name, tally in tallies.items():
+        ratio = tally.rate / ceiling.rate
+        p99_ratio = tally.percentile(99) / ceiling.percentile(99)
+        verdict = (
+            ""
+            if name in (CEILING, PIPELINE)
+            else ("  ok" if ratio >= RATIO_TARGET and p99_ratio <= P99_TARGET else "  MISSED")
+        )
+        lines.append(
+            f"{name:<38} {tally.rate:8.0f} {tally.percentile(50) * 1e3:8.2f} "
+            f"{tally.percentile(99) * 1e3:8.2f} {tally.cpu_ms_per_call:12.3f} "
+            f"{ratio:10.2f} {p99_ratio:7.2f}{verdict}"
+        )
+    lines.append(
+        f"targets: >= {RATIO_TARGET} x ceiling req/s, p99 <= {P99_TARGET:.0f} x ceiling p99"
+    )
+    memory_verdict = "ok" if rss_mib < RSS_TARGET_MIB else "MISSED"
+    lines.append(
+        f"auth resident memory after the run: {rss_mib:.0f} MiB "
+        f"(target < {RSS_TARGET_MIB} MiB: {memory_verdict})"
+    )
+    return lines
+
+
+async def _bench() -> list[str]:
+    server_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    async with _database(server_url) as database_url:
+        env = _auth_env(database_url, redis_url)
+        with tempfile.TemporaryDirectory() as scratch:
+            auth_log_path = Path(scratch) / "auth.log"
+            with (
+                auth_log_path.open("wb") as auth_log,
+                (Path(scratch) / "pipeline.log").open("wb") as pipeline_log,
+                _process(["-m", "services.auth"], env, auth_log) as auth,
+                _process(["-m", _MODULE, "echo"], {}, sys.stderr.buffer) as echo,
+                _process(["-m", _MODULE, "pipeline"], {}, pipeline_log) as pipeline,
+                _process(["-m", _MODULE, "load"], {}, sys.stderr.buffer) as load,
+            ):
+                ports = _wait_for_auth_ports(auth_log_path, auth)
+                echo_port, pipeline_port = _port_of(echo), _port_of(pipeline)
+                calls = _calls(env, await _seed(env))
+                targets = [
+                    Target(CEILING, f"127.0.0.1:{echo_port}", METHOD, echo.pid),
+                    Target(PIPELINE, f"127.0.0.1:{pipeline_port}", METHOD, pipeline.pid),
+                    Target(USER_READ, f"127.0.0.1:{ports['public']}", GET_ACCOUNT, auth.pid),
+                    Target(
+                        STATUS_READ,
+                        f"127.0.0.1:{ports['internal']}",
+                        GET_ACCOUNT_STATUS,
+                        auth.pid,
+                    ),
+                ]
+                tallies = await asyncio.to_thread(_measure, load, targets, calls)
+                rss = _rss_mib(auth.pid)
+    return _report(tallies, rss)
+
+
+def run() -> list[str]:
+    return asyncio.run(_bench())
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["echo"]:
+        asyncio.run(_serve_echo())
+    elif sys.argv[1:] == ["pipeline"]:
+        asyncio.run(_serve_pipeline())
+    elif sys.argv[1:] == ["load"]:
+        _load_main()
+    else:
+        sys.exit("usage: python -m benchmarks.bench_hotpath echo|pipeline|load (bench: make bench)")
