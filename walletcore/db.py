@@ -26,13 +26,14 @@ the unit of work: `SingleStatementReads` runs one SELECT in one round trip.
 
 from __future__ import annotations
 
+import enum
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from sqlalchemy import DateTime, Dialect, Executable, MetaData, Row, Select, event
+from sqlalchemy import CheckConstraint, DateTime, Dialect, Executable, MetaData, Row, Select, event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
@@ -67,6 +68,13 @@ _PG_UNIQUE_VIOLATION = "23505"
 _SQLITE_UNIQUE_VIOLATIONS = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"})
 
 _SelectT = TypeVar("_SelectT", bound=Select[Any])
+
+
+def enum_check(column: str, values: type[enum.StrEnum]) -> CheckConstraint:
+    """CHECK that `column` holds a value of the enum (NULL passes, as CHECK lets it); the
+    naming convention makes its name `ck_<table>_<column>_valid`."""
+    allowed = ", ".join(f"'{member.value}'" for member in values)
+    return CheckConstraint(f"{column} IN ({allowed})", name=f"{column}_valid")
 
 
 def make_metadata() -> MetaData:

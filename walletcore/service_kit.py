@@ -37,22 +37,25 @@ import asyncio
 import functools
 import gc
 import inspect
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
 import grpc.aio
 from google.protobuf.descriptor import ServiceDescriptor
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from walletcore import audit
-from walletcore.crypto import BlindIndex
+from walletcore.crypto import BlindIndex, KeyRing
 from walletcore.db import normalize_url
 from walletcore.grpc.access import AccessRule
-from walletcore.grpc.server import Service, ServiceServer
+from walletcore.grpc.server import BackgroundTaskFailed, Service, ServiceServer
 from walletcore.idempotency import REQUEST_FINGERPRINT_CONTEXT
+from walletcore.keys import development_keys, parse_key_spec
+from walletcore.logging import configure_logging
 from walletcore.migrations import upgrade_to_head
 from walletcore.outbox import OutboxDispatcher
 from walletcore.ratelimit import InMemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -132,6 +135,44 @@ async def release_all(*closers: Callable[[], object]) -> None:
             failure = failure or error
     if failure is not None:
         raise failure
+
+
+# -- the process -------------------------------------------------------------------------------
+
+
+_Settings = TypeVar("_Settings", bound=ServiceSettings)
+
+
+def load_settings(
+    settings_type: Callable[[], _Settings], service: str, logger: logging.Logger
+) -> _Settings | None:
+    """A `python -m services.<name>`'s settings, JSON logging configured before and after
+    reading them; None (logged) when they are refused. hide_input_in_errors keeps the values
+    (URLs, keys) out of the message, which names the variables only."""
+    configure_logging(service)
+    try:
+        settings = settings_type()
+    except ValidationError as refused:
+        logger.error("the settings were refused: %s", refused)
+        return None
+    configure_logging(settings.service_name, settings.log_level)
+    return settings
+
+
+def serve(build: Callable[[], ServiceApp], logger: logging.Logger) -> int:
+    """Builds the service inside a new event loop (channels and pools belong to the loop they
+    were made in) and serves until SIGTERM or SIGINT; returns the exit status: 0 after a
+    graceful stop, 1 when a background task failed."""
+
+    async def run() -> None:
+        await build().run_until_signal()
+
+    try:
+        asyncio.run(run())
+    except BackgroundTaskFailed as failed:
+        logger.error("stopped because a background task failed: %s", failed)
+        return 1
+    return 0
 
 
 # -- infrastructure ----------------------------------------------------------------------------
@@ -233,6 +274,31 @@ def configured_or_development(
     return parse(spec) if spec else development()
 
 
+def encryption_ring(value: SecretStr | None, development_label: str) -> KeyRing:
+    """The configured AES-256-GCM key ring, else the development one for `development_label`."""
+    return configured_or_development(
+        value, KeyRing.from_spec, lambda: KeyRing.development(development_label)
+    )
+
+
+def blind_index(value: SecretStr | None, context: str) -> BlindIndex:
+    """The configured blind index keys for `context`, else the development ones."""
+    return configured_or_development(
+        value,
+        lambda spec: BlindIndex.from_spec(spec, context=context),
+        lambda: BlindIndex.development(context=context),
+    )
+
+
+def subject_key(value: SecretStr | None, development_label: str) -> bytes:
+    """The active key of a spec that keys rate-limit subjects, else a development one."""
+    return configured_or_development(
+        value,
+        lambda spec: parse_key_spec(spec)[0].secret,
+        lambda: development_keys(development_label)[0].secret,
+    )
+
+
 def request_fingerprints(value: SecretStr | None) -> BlindIndex:
     """The keyed hash of a service's idempotency fingerprints, from its key-spec setting."""
     return configured_or_development(
@@ -253,14 +319,19 @@ def identity_jwks(configured: list[dict[str, str]] | None) -> list[dict[str, str
 __all__ = [
     "EngineAuditReader",
     "ServiceApp",
+    "blind_index",
     "configured_or_development",
     "dispatch_until_shutdown",
+    "encryption_ring",
     "grpc_service",
     "identity_jwks",
     "limiter_from_settings",
+    "load_settings",
     "prepared_database_url",
     "release_all",
     "request_fingerprints",
     "rpc_policy",
     "run_until_shutdown",
+    "serve",
+    "subject_key",
 ]

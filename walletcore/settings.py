@@ -15,6 +15,10 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field, HttpUrl, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from walletcore.idempotency import PURGE_INTERVAL_SECONDS
+from walletcore.keys import parse_key_spec
+from walletcore.tokens import DEVELOPMENT_IDENTITY_ISSUER, parse_jwks
+
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 _PORT = Field(default=0, ge=0, le=65535, description="0 binds an ephemeral port")
@@ -165,6 +169,79 @@ class ServiceSettings(BaseSettings):
             if isinstance(value, NotifierSettings):
                 problems.extend(value.production_problems(self.env_name(field_name)))
         return problems
+
+
+class WalletServiceSettings(ServiceSettings):
+    """What every wallet service's settings add: the identity provider whose keys sign operator
+    and service tokens (`identity_keys_jwks`, a JSON list of public JWKs, issuer
+    `identity_issuer`), the key of rate-limit subjects and the limiter's Redis hash tag, the
+    key of idempotency fingerprints and how often expired records are purged, and migrating on
+    start (the development default)."""
+
+    _REQUIRED_SECRETS: ClassVar[tuple[str, ...]] = (
+        *ServiceSettings._REQUIRED_SECRETS,
+        "rate_limit_subject_key",
+        "idempotency_keys",
+        "identity_keys_jwks",
+    )
+
+    rate_limit_subject_key: SecretStr | None = None
+    """A key spec; its active key keys the hashes of rate-limit subjects."""
+    idempotency_keys: SecretStr | None = None
+    """A key spec; keys the fingerprints of requests in the idempotency records."""
+    idempotency_purge_interval_seconds: float = Field(
+        default=PURGE_INTERVAL_SECONDS, gt=0, le=86400
+    )
+    """How often idempotency records past their retention (30 days) are deleted."""
+    rate_limit_namespace: str = Field(default="", pattern=r"^[A-Za-z0-9_.:-]{0,64}$")
+    """The Redis hash tag of the service's limiter keys (one Redis Cluster slot); empty means
+    the service's name."""
+    identity_keys_jwks: list[dict[str, str]] | None = None
+    identity_issuer: str = DEVELOPMENT_IDENTITY_ISSUER
+    migrate_on_start: bool = Field(
+        default_factory=lambda data: data.get("profile", Profile.DEVELOPMENT) == Profile.DEVELOPMENT
+    )
+
+    @model_validator(mode="after")
+    def _namespace_defaults_to_the_service(self) -> WalletServiceSettings:
+        if not self.rate_limit_namespace:
+            self.rate_limit_namespace = self.service_name
+        return self
+
+    @field_validator("rate_limit_subject_key", "idempotency_keys")
+    @classmethod
+    def _wallet_key_specs(cls, value: SecretStr | None) -> SecretStr | None:
+        return checked_key_spec(value)
+
+    @field_validator("identity_keys_jwks")
+    @classmethod
+    def _is_public_jwks(cls, value: list[dict[str, str]] | None) -> list[dict[str, str]] | None:
+        return checked_public_jwks(value)
+
+    def production_problems(self) -> list[str]:
+        problems = super().production_problems()
+        if self.identity_issuer == DEVELOPMENT_IDENTITY_ISSUER:
+            problems.append(
+                f"{self.env_name('identity_issuer')} must name the real identity provider"
+            )
+        return problems
+
+
+def checked_key_spec(value: SecretStr | None) -> SecretStr | None:
+    """A key-spec setting's validator body: parse_key_spec's errors name an entry's position,
+    never its content."""
+    if value is not None:
+        parse_key_spec(value.get_secret_value())
+    return value
+
+
+def checked_public_jwks(value: list[dict[str, str]] | None) -> list[dict[str, str]] | None:
+    """The identity provider's JWKS setting's validator body."""
+    if value is not None:
+        if not value:
+            raise ValueError("the identity provider's JWKS holds no key")
+        parse_jwks(value)
+    return value
 
 
 def _is_sqlite(database_url: str) -> bool:
