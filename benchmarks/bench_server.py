@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import statistics
-import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -21,6 +19,7 @@ import grpc.aio
 from google.protobuf import wrappers_pb2
 from pydantic_settings import SettingsConfigDict
 
+from benchmarks.timing import median_latency
 from walletcore.grpc.access import AUTHENTICATED, service_policy
 from walletcore.grpc.interceptors import RateRule, by_caller
 from walletcore.grpc.server import Port, PortKind, Service, ServiceServer
@@ -87,15 +86,9 @@ async def pipeline_server(ring: SigningKeyRing) -> tuple[ServiceServer, int]:
 
 
 async def _mean_latency(call: Callable[[], Awaitable[object]]) -> float:
-    for _ in range(WARM_UP_CALLS):
-        await call()
-    rounds = []
-    for _ in range(ROUNDS):
-        started = time.perf_counter()
-        for _ in range(CALLS_PER_ROUND):
-            await call()
-        rounds.append((time.perf_counter() - started) / CALLS_PER_ROUND)
-    return statistics.median(rounds)
+    return await median_latency(
+        call, rounds=ROUNDS, calls_per_round=CALLS_PER_ROUND, warm_up=WARM_UP_CALLS
+    )
 
 
 async def _measure(port: int, metadata: tuple[tuple[str, str], ...]) -> float:

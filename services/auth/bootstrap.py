@@ -56,7 +56,6 @@ from walletcore.grpc.interceptors import RateRule, by_client_address
 from walletcore.grpc.server import BackgroundTask, Port, PortKind, ServiceServer
 from walletcore.idempotency import IdempotencyRecords, RetentionPurge
 from walletcore.identity import OperatorRole
-from walletcore.keys import development_keys, parse_key_spec
 from walletcore.notify import NotificationOutbox, Transports, transports_from_settings
 from walletcore.outbox import OutboxDispatcher
 from walletcore.ratelimit import (
@@ -67,8 +66,10 @@ from walletcore.ratelimit.policies import codes_sent_per_destination
 from walletcore.service_kit import (
     EngineAuditReader,
     ServiceApp,
+    blind_index,
     configured_or_development,
     dispatch_until_shutdown,
+    encryption_ring,
     grpc_service,
     identity_jwks,
     limiter_from_settings,
@@ -77,6 +78,7 @@ from walletcore.service_kit import (
     request_fingerprints,
     rpc_policy,
     run_until_shutdown,
+    subject_key,
 )
 from walletcore.tokens import (
     AccessTokenVerifier,
@@ -143,9 +145,7 @@ class AuthKeys:
     def from_settings(cls, settings: AuthSettings) -> AuthKeys:
         label = DEVELOPMENT_KEYS_LABEL
         return cls(
-            encryption=configured_or_development(
-                settings.encryption_keys, KeyRing.from_spec, lambda: KeyRing.development(label)
-            ),
+            encryption=encryption_ring(settings.encryption_keys, label),
             signing=configured_or_development(
                 settings.signing_keys,
                 SigningKeyRing.from_spec,
@@ -161,15 +161,9 @@ class AuthKeys:
                 lambda spec: SecretHasher.from_spec(spec, context=DEVICE_TOKEN_CONTEXT),
                 lambda: SecretHasher.development(context=DEVICE_TOKEN_CONTEXT),
             ),
-            contact_index=configured_or_development(
-                settings.contact_index_keys,
-                lambda spec: BlindIndex.from_spec(spec, context=CONTACT_INDEX_CONTEXT),
-                lambda: BlindIndex.development(context=CONTACT_INDEX_CONTEXT),
-            ),
-            rate_limit_subjects=configured_or_development(
-                settings.rate_limit_subject_key,
-                lambda spec: parse_key_spec(spec)[0].secret,
-                lambda: development_keys(DEVELOPMENT_RATE_LIMIT_KEY_LABEL)[0].secret,
+            contact_index=blind_index(settings.contact_index_keys, CONTACT_INDEX_CONTEXT),
+            rate_limit_subjects=subject_key(
+                settings.rate_limit_subject_key, DEVELOPMENT_RATE_LIMIT_KEY_LABEL
             ),
             request_fingerprints=request_fingerprints(settings.idempotency_keys),
             identity_jwks=identity_jwks(settings.identity_keys_jwks),

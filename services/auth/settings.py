@@ -24,24 +24,16 @@ from typing import ClassVar
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from walletcore.idempotency import PURGE_INTERVAL_SECONDS
-from walletcore.keys import parse_key_spec
-from walletcore.settings import NotifierSettings, Profile, ServiceSettings
-from walletcore.tokens import DEVELOPMENT_IDENTITY_ISSUER, parse_jwks
-
-Jwks = list[dict[str, str]]
+from walletcore.settings import NotifierSettings, WalletServiceSettings, checked_key_spec
 
 
-class AuthSettings(ServiceSettings):
+class AuthSettings(WalletServiceSettings):
     model_config = SettingsConfigDict(env_prefix="AUTH_")
 
     _REQUIRED_SECRETS: ClassVar[tuple[str, ...]] = (
-        *ServiceSettings._REQUIRED_SECRETS,
+        *WalletServiceSettings._REQUIRED_SECRETS,
         "hash_keys",
         "contact_index_keys",
-        "rate_limit_subject_key",
-        "idempotency_keys",
-        "identity_keys_jwks",
     )
 
     service_name: str = "auth"
@@ -49,60 +41,18 @@ class AuthSettings(ServiceSettings):
 
     hash_keys: SecretStr | None = None
     contact_index_keys: SecretStr | None = None
-    rate_limit_subject_key: SecretStr | None = None
-    """A key spec; its active key keys the hashes of rate-limit subjects."""
-    idempotency_keys: SecretStr | None = None
-    """A key spec; keys the fingerprints of requests in the idempotency records."""
-    rate_limit_namespace: str = Field(default="auth", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
-    """The Redis hash tag of auth's limiter keys (one Redis Cluster slot)."""
     code_resend_interval_seconds: int = Field(default=60, ge=1, le=3600)
     """How long one phone number or address waits between two codes (SMS or e-mail)."""
 
-    identity_keys_jwks: Jwks | None = None
-    identity_issuer: str = DEVELOPMENT_IDENTITY_ISSUER
     issuer: str = Field(default="wallet-auth", min_length=1)
     """Auth's own issuer name in the tokens it signs."""
 
     password_hash_concurrency: int = Field(default=2, ge=1, le=64)
     """Argon2id hashes running at once (about 19 MiB each): one per core."""
-    migrate_on_start: bool = Field(
-        default_factory=lambda data: data.get("profile", Profile.DEVELOPMENT) == Profile.DEVELOPMENT
-    )
     outbox_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     """How often the outbox dispatcher looks for messages when it found none."""
-    idempotency_purge_interval_seconds: float = Field(
-        default=PURGE_INTERVAL_SECONDS, gt=0, le=86400
-    )
-    """How often idempotency records past their retention (30 days) are deleted."""
 
-    @field_validator(
-        "encryption_keys",
-        "signing_keys",
-        "hash_keys",
-        "contact_index_keys",
-        "rate_limit_subject_key",
-        "idempotency_keys",
-    )
+    @field_validator("encryption_keys", "signing_keys", "hash_keys", "contact_index_keys")
     @classmethod
     def _is_key_spec(cls, value: SecretStr | None) -> SecretStr | None:
-        # parse_key_spec's errors name an entry's position, never its content.
-        if value is not None:
-            parse_key_spec(value.get_secret_value())
-        return value
-
-    @field_validator("identity_keys_jwks")
-    @classmethod
-    def _is_public_jwks(cls, value: Jwks | None) -> Jwks | None:
-        if value is not None:
-            if not value:
-                raise ValueError("the identity provider's JWKS holds no key")
-            parse_jwks(value)
-        return value
-
-    def production_problems(self) -> list[str]:
-        problems = super().production_problems()
-        if self.identity_issuer == DEVELOPMENT_IDENTITY_ISSUER:
-            problems.append(
-                f"{self.env_name('identity_issuer')} must name the real identity provider"
-            )
-        return problems
+        return checked_key_spec(value)

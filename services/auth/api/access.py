@@ -19,18 +19,12 @@ from services.auth.api.convert import (
     code_from,
     contact_from,
     device_token_from,
-    enum_to_proto,
-    id_from,
-    idempotent,
     masked_contact,
     origin_of,
-    page_of,
-    page_response,
     password_from,
     second_factor_from,
     security_event_to_proto,
     security_event_types_from,
-    timestamp,
 )
 from services.auth.domain.proofs import FactorMethod
 from services.auth.domain.sessions import Session
@@ -42,6 +36,14 @@ from wallet.auth.v1 import auth_service_pb2 as pb
 from wallet.auth.v1 import types_pb2
 from walletcore.addresses import mask_client_address
 from walletcore.errors import InvalidArgument, Unauthenticated
+from walletcore.grpc.convert import (
+    enum_to_proto,
+    id_from,
+    idempotent,
+    page_of,
+    page_response,
+    timestamp,
+)
 from walletcore.identity import current_caller
 
 Context = grpc.aio.ServicerContext[Any, Any]

@@ -6,29 +6,18 @@ subject is the officer id every use case acts and audits as.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import grpc.aio
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.auth.api.convert import (
-    DEFAULT_PAGE_SIZE,
     actor_to_proto,
     contact_from,
-    enum_to_proto,
-    id_from,
-    idempotent,
     origin_of,
-    page_of,
-    page_response,
-    page_token_from,
     reason_from,
     security_event_to_proto,
     security_event_types_from,
     ticket_ref_from,
-    timestamp,
-    to_datetime,
 )
 from services.auth.domain.account import FreezeRecord
 from services.auth.service import admin, timeline
@@ -36,15 +25,29 @@ from services.auth.service.context import AuthContext
 from services.auth.service.ports import AuthUnitOfWork, Transactions
 from wallet.auth.v1 import account_admin_service_pb2 as pb
 from wallet.auth.v1 import account_admin_service_pb2_grpc, types_pb2
-from wallet.common.v1 import audit_pb2, contact_pb2, paging_pb2
-from walletcore.errors import InvalidArgument
+from wallet.common.v1 import contact_pb2
+from walletcore.audit_rpcs import (
+    AuditReader,
+    audit_entry_to_proto,
+    export_page,
+    optional_time,
+    verification_to_proto,
+)
+from walletcore.grpc.convert import (
+    enum_to_proto,
+    id_from,
+    idempotent,
+    page_of,
+    page_response,
+    timestamp,
+)
 from walletcore.identity import current_caller
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class AccountAdminServicer(account_admin_service_pb2_grpc.AccountAdminServiceServicer):
-    def __init__(self, ctx: AuthContext, tx: Transactions, audit_reader: admin.AuditReader) -> None:
+    def __init__(self, ctx: AuthContext, tx: Transactions, audit_reader: AuditReader) -> None:
         self.ctx = ctx
         self.tx = tx
         self.audit_reader = audit_reader
@@ -203,23 +206,14 @@ class AccountAdminServicer(account_admin_service_pb2_grpc.AccountAdminServiceSer
         self, request: pb.VerifyAuditLogRequest, context: Context
     ) -> pb.VerifyAuditLogResponse:
         check = await admin.verify_audit_log(self.audit_reader, self.ctx)
-        verification = check.verification
-        return pb.VerifyAuditLogResponse(
-            verification=audit_pb2.AuditVerification(
-                intact=verification.ok,
-                entries_checked=verification.entries_checked,
-                first_broken_sequence=verification.first_invalid_seq or 0,
-                head_hash=verification.head_hash,
-                verified_at=timestamp(check.verified_at),
-            )
-        )
+        return pb.VerifyAuditLogResponse(verification=verification_to_proto(check))
 
     async def ExportAuditLog(
         self, request: pb.ExportAuditLogRequest, context: Context
     ) -> pb.ExportAuditLogResponse:
-        start = _optional_time(request.start_time, request.HasField("start_time"), "start_time")
-        end = _optional_time(request.end_time, request.HasField("end_time"), "end_time")
-        page_size, page_token = _export_page(request.page)
+        start = optional_time(request.start_time, request.HasField("start_time"), "start_time")
+        end = optional_time(request.end_time, request.HasField("end_time"), "end_time")
+        page_size, page_token = export_page(request.page)
         export = await admin.export_audit_log(
             self.audit_reader,
             self.ctx,
@@ -230,7 +224,7 @@ class AccountAdminServicer(account_admin_service_pb2_grpc.AccountAdminServiceSer
             page_token=page_token,
         )
         return pb.ExportAuditLogResponse(
-            entries=[_audit_entry(entry) for entry in export.entries],
+            entries=[audit_entry_to_proto(entry) for entry in export.entries],
             page=page_response(export.next_page_token),
         )
 
@@ -264,33 +258,3 @@ def _freeze_record(record: FreezeRecord) -> types_pb2.FreezeRecord:
         ticket_ref=record.ticket_ref,
         occurred_at=timestamp(record.occurred_at),
     )
-
-
-def _audit_entry(entry: admin.AuditEntryView) -> audit_pb2.AuditEntry:
-    return audit_pb2.AuditEntry(
-        sequence=entry.seq,
-        recorded_at=timestamp(entry.recorded_at),
-        operator_id=entry.actor,
-        operator_role=entry.actor_role,
-        action=entry.action,
-        target=entry.target,
-        details=entry.details,
-        prev_hash=entry.prev_hash,
-        hash=entry.entry_hash,
-    )
-
-
-def _optional_time(moment: Timestamp, present: bool, field: str) -> datetime | None:
-    if not present:
-        return None
-    try:
-        return to_datetime(moment)
-    except (ValueError, OverflowError):
-        raise InvalidArgument.field(field, "must be a valid point in time") from None
-
-
-def _export_page(page: paging_pb2.PageRequest) -> tuple[int, str]:
-    """PageRequest as documented, but up to MAX_AUDIT_EXPORT_PAGE_SIZE entries per page."""
-    if page.page_size < 0:
-        raise InvalidArgument.field("page.page_size", "must not be negative")
-    return page.page_size or DEFAULT_PAGE_SIZE, page_token_from(page)

@@ -19,16 +19,11 @@ from services.auth.api.convert import (
     channel_from,
     code_from,
     contact_from,
-    enum_from_proto,
-    enum_to_proto,
     grant_from,
-    id_from,
-    idempotent,
     object_id_from,
     origin_of,
     password_from,
     second_factor_from,
-    timestamp,
 )
 from services.auth.domain.proofs import FactorMethod
 from services.auth.domain.stepup import StepUpPurpose
@@ -37,6 +32,13 @@ from services.auth.service.context import AuthContext
 from services.auth.service.ports import AuthUnitOfWork, Transactions
 from wallet.auth.v1 import auth_service_pb2 as pb
 from wallet.auth.v1 import types_pb2
+from walletcore.grpc.convert import (
+    enum_from_proto,
+    enum_to_proto,
+    id_from,
+    idempotent,
+    timestamp,
+)
 from walletcore.identity import current_caller
 
 Context = grpc.aio.ServicerContext[Any, Any]

@@ -17,14 +17,10 @@ from services.auth.api.admin import masked_contact_to_proto
 from services.auth.api.convert import (
     code_from,
     contact_from,
-    enum_to_proto,
     grant_from,
-    id_from,
-    idempotent,
     operator_id_from,
     reason_from,
     ticket_ref_from,
-    timestamp,
 )
 from services.auth.service import status
 from services.auth.service.context import AuthContext
@@ -32,6 +28,12 @@ from services.auth.service.ports import AccountReads, AuthUnitOfWork, Transactio
 from wallet.auth.v1 import account_status_service_pb2 as pb
 from wallet.auth.v1 import account_status_service_pb2_grpc, types_pb2
 from walletcore.errors import InvalidArgument
+from walletcore.grpc.convert import (
+    enum_to_proto,
+    id_from,
+    idempotent,
+    timestamp,
+)
 from walletcore.identity import current_caller
 
 Context = grpc.aio.ServicerContext[Any, Any]

@@ -15,14 +15,11 @@ running concurrently on overlapping accounts queue instead of deadlocking.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, Final, Protocol
+from datetime import datetime
+from typing import Final
 
 from services.auth.domain.account import (
     MAX_FREEZE_REASON_LENGTH,
@@ -43,8 +40,9 @@ from services.auth.domain.events import (
 from services.auth.service import timeline
 from services.auth.service.context import AuthContext, publish
 from services.auth.service.ports import AuthUnitOfWork
-from walletcore.audit import AuditRecord, AuditVerification, canonical_json
-from walletcore.crypto import DecryptionFailed
+from walletcore import audit_rpcs
+from walletcore.audit import AuditRecord
+from walletcore.audit_rpcs import AuditCheck, AuditExportPage, AuditExportTokens, AuditReader
 from walletcore.errors import (
     FailedPrecondition,
     FieldViolation,
@@ -56,14 +54,7 @@ from walletcore.identity import OperatorRole
 
 MAX_ID_LENGTH: Final = 128
 MAX_BULK_FREEZE_ACCOUNTS: Final = 10_000
-MAX_AUDIT_EXPORT_PAGE_SIZE: Final = 1_000
-AUDIT_EXPORT_TOKEN_LIFETIME: Final = timedelta(days=1)
-# An export whose time range excludes most of the chain still answers in bounded time: it
-# returns what it found within this many entries and a token to go on from there.
-_AUDIT_EXPORT_SCAN_LIMIT: Final = 10_000
-_AUDIT_EXPORT_CHUNK: Final = 1_000
 _OFFICER_ROLE: Final = OperatorRole.SECURITY_OFFICER.value
-_EXPORT_PAGE_LABEL: Final = "auth.audit-export-page"
 
 
 class AuditAction(enum.StrEnum):
@@ -417,46 +408,9 @@ async def list_security_events(
 # -- the audit trail ---------------------------------------------------------------------------
 
 
-class AuditReader(Protocol):
-    """Reads auth's audit chain as `walletcore.audit` stores it (the persistence adapters
-    implement it over auth's audit table, each call in its own read transaction)."""
-
-    async def verify(self) -> AuditVerification: ...
-
-    async def export(self, *, after_seq: int, limit: int) -> list[dict[str, Any]]:
-        """Entries with seq > `after_seq`, in order, shaped as `walletcore.audit.export`."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class AuditCheck:
-    verification: AuditVerification
-    verified_at: datetime
-
-
 async def verify_audit_log(reader: AuditReader, ctx: AuthContext) -> AuditCheck:
     """Recomputes the chain from its first entry."""
-    verified_at = ctx.clock()
-    return AuditCheck(await reader.verify(), verified_at)
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEntryView:
-    seq: int
-    recorded_at: datetime
-    actor: str
-    actor_role: str
-    action: str
-    target: str
-    details: dict[str, str]
-    prev_hash: str
-    entry_hash: str
-
-
-@dataclass(frozen=True, slots=True)
-class AuditExportPage:
-    entries: list[AuditEntryView]
-    next_page_token: str
+    return await audit_rpcs.verify_audit_log(reader, ctx.clock)
 
 
 async def export_audit_log(
@@ -469,83 +423,18 @@ async def export_audit_log(
     page_size: int,
     page_token: str,
 ) -> AuditExportPage:
-    """Entries in sequence order recorded in [start, end), `page_size` at most per page.
-
-    Page tokens are sealed with the service's key ring and bound to the officer and the time
-    range, so a token cannot be forged, edited or replayed with other bounds, and they expire
-    after AUDIT_EXPORT_TOKEN_LIFETIME (INVALID_ARGUMENT / PAGE_TOKEN_INVALID otherwise).
-    """
-    if start is not None and end is not None and end < start:
-        raise InvalidArgument.field("end_time", "must not be before start_time")
-    size = min(page_size, MAX_AUDIT_EXPORT_PAGE_SIZE)
-    now = ctx.clock()
-    binding = _export_binding(officer_id, start, end)
-    after_seq = _open_export_token(ctx, page_token, binding, now) if page_token else 0
-    entries: list[AuditEntryView] = []
-    scanned = 0
-    while scanned < _AUDIT_EXPORT_SCAN_LIMIT:
-        chunk = await reader.export(after_seq=after_seq, limit=_AUDIT_EXPORT_CHUNK)
-        for raw in chunk:
-            scanned += 1
-            after_seq = raw["seq"]
-            entry = _entry_view(raw)
-            if (start is None or entry.recorded_at >= start) and (
-                end is None or entry.recorded_at < end
-            ):
-                entries.append(entry)
-            if len(entries) == size:
-                return AuditExportPage(entries, _seal_export_token(ctx, after_seq, binding, now))
-        if len(chunk) < _AUDIT_EXPORT_CHUNK:
-            return AuditExportPage(entries, "")
-    return AuditExportPage(entries, _seal_export_token(ctx, after_seq, binding, now))
-
-
-def _entry_view(raw: Mapping[str, Any]) -> AuditEntryView:
-    details = raw["details"]
-    return AuditEntryView(
-        seq=raw["seq"],
-        recorded_at=datetime.fromisoformat(raw["occurred_at"]),
-        actor=raw["actor"],
-        actor_role=raw["actor_role"],
-        action=raw["action"],
-        target=raw["target"],
-        details={
-            key: value if isinstance(value, str) else canonical_json(value)
-            for key, value in (details.items() if isinstance(details, dict) else ())
-        },
-        prev_hash=raw["prev_hash"],
-        entry_hash=raw["entry_hash"],
+    """Entries in sequence order recorded in [start, end), as
+    `walletcore.audit_rpcs.export_audit_log` pages them (tokens sealed with auth's ring)."""
+    return await audit_rpcs.export_audit_log(
+        reader,
+        AuditExportTokens(ctx.encryption, "auth"),
+        ctx.clock(),
+        operator_id=officer_id,
+        start=start,
+        end=end,
+        page_size=page_size,
+        page_token=page_token,
     )
-
-
-def _export_binding(officer_id: str, start: datetime | None, end: datetime | None) -> bytes:
-    bounds = [moment.isoformat() if moment is not None else "" for moment in (start, end)]
-    return "\x1f".join([_EXPORT_PAGE_LABEL, officer_id, *bounds]).encode()
-
-
-def _seal_export_token(ctx: AuthContext, after_seq: int, binding: bytes, now: datetime) -> str:
-    payload = json.dumps({"after_seq": after_seq, "issued_at": now.timestamp()}).encode()
-    sealed = ctx.encryption.encrypt(payload, associated_data=binding)
-    return base64.urlsafe_b64encode(sealed).decode("ascii")
-
-
-def _open_export_token(ctx: AuthContext, token: str, binding: bytes, now: datetime) -> int:
-    invalid = InvalidArgument(
-        [FieldViolation("page.page_token", "is not a token of this export")],
-        "the page token does not fit this request",
-        reason=AdminReason.PAGE_TOKEN_INVALID,
-    )
-    try:
-        sealed = base64.urlsafe_b64decode(token.encode("ascii"))
-        payload = json.loads(ctx.encryption.decrypt(sealed, associated_data=binding))
-        after_seq, issued_at = payload["after_seq"], payload["issued_at"]
-    except (UnicodeError, binascii.Error, ValueError, KeyError, TypeError, DecryptionFailed):
-        raise invalid from None
-    if now.timestamp() - issued_at > AUDIT_EXPORT_TOKEN_LIFETIME.total_seconds():
-        raise invalid
-    if not isinstance(after_seq, int):
-        raise invalid
-    return after_seq
 
 
 # -- helpers -----------------------------------------------------------------------------------

@@ -10,10 +10,7 @@ from services.auth.api.convert import (
     channel_from,
     contact_from,
     device_from,
-    page_of,
     security_event_to_proto,
-    timestamp,
-    to_datetime,
 )
 from services.auth.domain.contacts import Email, Phone
 from services.auth.domain.events import (
@@ -29,6 +26,11 @@ from services.auth.service.ports import StoredSecurityEvent
 from wallet.auth.v1 import types_pb2
 from wallet.common.v1 import client_pb2, contact_pb2, paging_pb2
 from walletcore.errors import InvalidArgument
+from walletcore.grpc.convert import (
+    page_of,
+    timestamp,
+    to_datetime,
+)
 
 NOW = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
 

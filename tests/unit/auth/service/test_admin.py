@@ -26,6 +26,7 @@ from services.auth.service.ports import AuthUnitOfWork
 from services.auth.service.timeline import EventsPage
 from walletcore import audit
 from walletcore.audit import AuditRecord
+from walletcore.audit_rpcs import AUDIT_EXPORT_TOKEN_LIFETIME, AuditExportPage
 from walletcore.errors import FailedPrecondition, InvalidArgument, NotFound
 
 OFFICER = "officer-7"
@@ -494,7 +495,7 @@ async def export(
     start: datetime | None = None,
     end: datetime | None = None,
     officer_id: str = OFFICER,
-) -> admin.AuditExportPage:
+) -> AuditExportPage:
     return await admin.export_audit_log(
         chain,
         ctx,
@@ -555,7 +556,7 @@ async def test_a_page_token_only_continues_its_own_export_for_a_day(
     elif change == "edited":
         request["page_token"] = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
     else:
-        clock.advance(admin.AUDIT_EXPORT_TOKEN_LIFETIME + timedelta(seconds=1))
+        clock.advance(AUDIT_EXPORT_TOKEN_LIFETIME + timedelta(seconds=1))
 
     with pytest.raises(InvalidArgument) as caught:
         await export(chain, ctx, **request)

@@ -40,7 +40,9 @@ class KycReviewServiceStub:
     and the service's domain, BadRequest field violations for bad input); the reasons are listed
     per RPC. Idempotency: every mutating request has `request_id` (field 1); a retry with the
     same id and body returns the first answer and changes nothing more, the same id with another
-    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
+    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. A string field holding NUL or another
+    control character or longer than the field allows, and an id or token not spelled as kyc
+    issues them, fail INVALID_ARGUMENT naming the field, before anything is looked up or written.
     """
 
     def __init__(self, channel):
@@ -91,7 +93,9 @@ class KycReviewServiceServicer:
     and the service's domain, BadRequest field violations for bad input); the reasons are listed
     per RPC. Idempotency: every mutating request has `request_id` (field 1); a retry with the
     same id and body returns the first answer and changes nothing more, the same id with another
-    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
+    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. A string field holding NUL or another
+    control character or longer than the field allows, and an id or token not spelled as kyc
+    issues them, fail INVALID_ARGUMENT naming the field, before anything is looked up or written.
     """
 
     def ListReviewQueue(self, request, context):
@@ -114,7 +118,8 @@ class KycReviewServiceServicer:
         """Decides a pending case. Rejections need a reason code; the note stays internal.
         Errors: NOT_FOUND / CASE_NOT_FOUND, FAILED_PRECONDITION / CASE_ALREADY_DECIDED,
         INVALID_ARGUMENT / REASON_REQUIRED (a rejection without a reason),
-        INVALID_ARGUMENT / REASON_NOT_ALLOWED (an approval with a reason).
+        INVALID_ARGUMENT / REASON_NOT_ALLOWED (an approval with a reason),
+        INVALID_ARGUMENT / NOTE_INVALID (a note over 2,000 characters or with NUL).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -187,7 +192,9 @@ class KycReviewService:
     and the service's domain, BadRequest field violations for bad input); the reasons are listed
     per RPC. Idempotency: every mutating request has `request_id` (field 1); a retry with the
     same id and body returns the first answer and changes nothing more, the same id with another
-    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
+    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. A string field holding NUL or another
+    control character or longer than the field allows, and an id or token not spelled as kyc
+    issues them, fail INVALID_ARGUMENT naming the field, before anything is looked up or written.
     """
 
     @staticmethod

@@ -41,7 +41,9 @@ class KycReviewServiceStub:
     and the service's domain, BadRequest field violations for bad input); the reasons are listed
     per RPC. Idempotency: every mutating request has `request_id` (field 1); a retry with the
     same id and body returns the first answer and changes nothing more, the same id with another
-    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
+    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. A string field holding NUL or another
+    control character or longer than the field allows, and an id or token not spelled as kyc
+    issues them, fail INVALID_ARGUMENT naming the field, before anything is looked up or written.
     """
 
     @_typing.overload
@@ -60,7 +62,8 @@ class KycReviewServiceStub:
     """Decides a pending case. Rejections need a reason code; the note stays internal.
     Errors: NOT_FOUND / CASE_NOT_FOUND, FAILED_PRECONDITION / CASE_ALREADY_DECIDED,
     INVALID_ARGUMENT / REASON_REQUIRED (a rejection without a reason),
-    INVALID_ARGUMENT / REASON_NOT_ALLOWED (an approval with a reason).
+    INVALID_ARGUMENT / REASON_NOT_ALLOWED (an approval with a reason),
+    INVALID_ARGUMENT / NOTE_INVALID (a note over 2,000 characters or with NUL).
     """
     VerifyAuditLog: _grpc.UnaryUnaryMultiCallable[_kyc_review_service_pb2.VerifyAuditLogRequest, _kyc_review_service_pb2.VerifyAuditLogResponse]
     """Recomputes kyc's audit chain from its first entry and reports the first broken link.
@@ -87,7 +90,9 @@ class KycReviewServiceAsyncStub(KycReviewServiceStub):
     and the service's domain, BadRequest field violations for bad input); the reasons are listed
     per RPC. Idempotency: every mutating request has `request_id` (field 1); a retry with the
     same id and body returns the first answer and changes nothing more, the same id with another
-    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
+    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. A string field holding NUL or another
+    control character or longer than the field allows, and an id or token not spelled as kyc
+    issues them, fail INVALID_ARGUMENT naming the field, before anything is looked up or written.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -103,7 +108,8 @@ class KycReviewServiceAsyncStub(KycReviewServiceStub):
     """Decides a pending case. Rejections need a reason code; the note stays internal.
     Errors: NOT_FOUND / CASE_NOT_FOUND, FAILED_PRECONDITION / CASE_ALREADY_DECIDED,
     INVALID_ARGUMENT / REASON_REQUIRED (a rejection without a reason),
-    INVALID_ARGUMENT / REASON_NOT_ALLOWED (an approval with a reason).
+    INVALID_ARGUMENT / REASON_NOT_ALLOWED (an approval with a reason),
+    INVALID_ARGUMENT / NOTE_INVALID (a note over 2,000 characters or with NUL).
     """
     VerifyAuditLog: _aio.UnaryUnaryMultiCallable[_kyc_review_service_pb2.VerifyAuditLogRequest, _kyc_review_service_pb2.VerifyAuditLogResponse]  # type: ignore[assignment]
     """Recomputes kyc's audit chain from its first entry and reports the first broken link.
@@ -129,7 +135,9 @@ class KycReviewServiceServicer(metaclass=_abc_1.ABCMeta):
     and the service's domain, BadRequest field violations for bad input); the reasons are listed
     per RPC. Idempotency: every mutating request has `request_id` (field 1); a retry with the
     same id and body returns the first answer and changes nothing more, the same id with another
-    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
+    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. A string field holding NUL or another
+    control character or longer than the field allows, and an id or token not spelled as kyc
+    issues them, fail INVALID_ARGUMENT naming the field, before anything is looked up or written.
     """
 
     @_abc_1.abstractmethod
@@ -161,7 +169,8 @@ class KycReviewServiceServicer(metaclass=_abc_1.ABCMeta):
         """Decides a pending case. Rejections need a reason code; the note stays internal.
         Errors: NOT_FOUND / CASE_NOT_FOUND, FAILED_PRECONDITION / CASE_ALREADY_DECIDED,
         INVALID_ARGUMENT / REASON_REQUIRED (a rejection without a reason),
-        INVALID_ARGUMENT / REASON_NOT_ALLOWED (an approval with a reason).
+        INVALID_ARGUMENT / REASON_NOT_ALLOWED (an approval with a reason),
+        INVALID_ARGUMENT / NOTE_INVALID (a note over 2,000 characters or with NUL).
         """
 
     @_abc_1.abstractmethod

@@ -43,7 +43,9 @@ class KycServiceStub:
 
     Idempotency: every mutating request has `request_id` (field 1); a retry with the same id
     and body returns the first answer and changes nothing more, the same id with another body
-    fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
+    fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. A string field holding NUL or another
+    control character or longer than the field allows, and an id or token not spelled as kyc
+    issues them, fail INVALID_ARGUMENT naming the field, before anything is looked up or written.
     """
 
     def __init__(self, channel):
@@ -82,16 +84,23 @@ class KycServiceServicer:
 
     Idempotency: every mutating request has `request_id` (field 1); a retry with the same id
     and body returns the first answer and changes nothing more, the same id with another body
-    fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
+    fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. A string field holding NUL or another
+    control character or longer than the field allows, and an id or token not spelled as kyc
+    issues them, fail INVALID_ARGUMENT naming the field, before anything is looked up or written.
     """
 
     def SubmitVerification(self, request, context):
         """Submits identity data and images for review; the new case is PENDING.
-        Errors: INVALID_ARGUMENT with field violations (e.g. DOCUMENT_NUMBER_INVALID,
-        DOCUMENT_EXPIRED, IMAGE_TOO_LARGE, IMAGE_TYPE_UNSPECIFIED, IMAGE_TYPE_UNSUPPORTED),
+        Errors: INVALID_ARGUMENT with a field violation for every bad field at once, the ErrorInfo
+        reason naming the first one's rule: LEGAL_NAME_INVALID, DOCUMENT_TYPE_UNSUPPORTED (type
+        unset), DOCUMENT_NUMBER_INVALID, COUNTRY_INVALID, DOCUMENT_EXPIRED, DATE_OF_BIRTH_INVALID,
+        IMAGE_REQUIRED, IMAGE_TOO_LARGE, IMAGE_TYPE_UNSPECIFIED, IMAGE_TYPE_UNSUPPORTED;
         FAILED_PRECONDITION / UNDERAGE, FAILED_PRECONDITION / VERIFICATION_PENDING (a case is
         already waiting), FAILED_PRECONDITION / ALREADY_VERIFIED,
-        FAILED_PRECONDITION / VERIFICATION_REJECTED_FINAL, RESOURCE_EXHAUSTED / RATE_LIMITED.
+        FAILED_PRECONDITION / VERIFICATION_REJECTED_FINAL, ABORTED (another submission of the
+        same account was stored at the same moment), RESOURCE_EXHAUSTED / RATE_LIMITED (10 an
+        hour per account). A request larger than 16 MiB is refused by gRPC itself with
+        RESOURCE_EXHAUSTED before kyc reads it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -145,7 +154,9 @@ class KycService:
 
     Idempotency: every mutating request has `request_id` (field 1); a retry with the same id
     and body returns the first answer and changes nothing more, the same id with another body
-    fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
+    fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. A string field holding NUL or another
+    control character or longer than the field allows, and an id or token not spelled as kyc
+    issues them, fail INVALID_ARGUMENT naming the field, before anything is looked up or written.
     """
 
     @staticmethod

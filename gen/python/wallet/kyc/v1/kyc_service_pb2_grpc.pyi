@@ -44,7 +44,9 @@ class KycServiceStub:
 
     Idempotency: every mutating request has `request_id` (field 1); a retry with the same id
     and body returns the first answer and changes nothing more, the same id with another body
-    fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
+    fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. A string field holding NUL or another
+    control character or longer than the field allows, and an id or token not spelled as kyc
+    issues them, fail INVALID_ARGUMENT naming the field, before anything is looked up or written.
     """
 
     @_typing.overload
@@ -53,11 +55,16 @@ class KycServiceStub:
     def __new__(cls, channel: _aio.Channel) -> KycServiceAsyncStub: ...
     SubmitVerification: _grpc.UnaryUnaryMultiCallable[_kyc_service_pb2.SubmitVerificationRequest, _kyc_service_pb2.SubmitVerificationResponse]
     """Submits identity data and images for review; the new case is PENDING.
-    Errors: INVALID_ARGUMENT with field violations (e.g. DOCUMENT_NUMBER_INVALID,
-    DOCUMENT_EXPIRED, IMAGE_TOO_LARGE, IMAGE_TYPE_UNSPECIFIED, IMAGE_TYPE_UNSUPPORTED),
+    Errors: INVALID_ARGUMENT with a field violation for every bad field at once, the ErrorInfo
+    reason naming the first one's rule: LEGAL_NAME_INVALID, DOCUMENT_TYPE_UNSUPPORTED (type
+    unset), DOCUMENT_NUMBER_INVALID, COUNTRY_INVALID, DOCUMENT_EXPIRED, DATE_OF_BIRTH_INVALID,
+    IMAGE_REQUIRED, IMAGE_TOO_LARGE, IMAGE_TYPE_UNSPECIFIED, IMAGE_TYPE_UNSUPPORTED;
     FAILED_PRECONDITION / UNDERAGE, FAILED_PRECONDITION / VERIFICATION_PENDING (a case is
     already waiting), FAILED_PRECONDITION / ALREADY_VERIFIED,
-    FAILED_PRECONDITION / VERIFICATION_REJECTED_FINAL, RESOURCE_EXHAUSTED / RATE_LIMITED.
+    FAILED_PRECONDITION / VERIFICATION_REJECTED_FINAL, ABORTED (another submission of the
+    same account was stored at the same moment), RESOURCE_EXHAUSTED / RATE_LIMITED (10 an
+    hour per account). A request larger than 16 MiB is refused by gRPC itself with
+    RESOURCE_EXHAUSTED before kyc reads it.
     """
     GetVerification: _grpc.UnaryUnaryMultiCallable[_kyc_service_pb2.GetVerificationRequest, _kyc_service_pb2.GetVerificationResponse]
     """Returns the caller's latest case: its state and, when rejected, the reason (never the
@@ -84,17 +91,24 @@ class KycServiceAsyncStub(KycServiceStub):
 
     Idempotency: every mutating request has `request_id` (field 1); a retry with the same id
     and body returns the first answer and changes nothing more, the same id with another body
-    fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
+    fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. A string field holding NUL or another
+    control character or longer than the field allows, and an id or token not spelled as kyc
+    issues them, fail INVALID_ARGUMENT naming the field, before anything is looked up or written.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     SubmitVerification: _aio.UnaryUnaryMultiCallable[_kyc_service_pb2.SubmitVerificationRequest, _kyc_service_pb2.SubmitVerificationResponse]  # type: ignore[assignment]
     """Submits identity data and images for review; the new case is PENDING.
-    Errors: INVALID_ARGUMENT with field violations (e.g. DOCUMENT_NUMBER_INVALID,
-    DOCUMENT_EXPIRED, IMAGE_TOO_LARGE, IMAGE_TYPE_UNSPECIFIED, IMAGE_TYPE_UNSUPPORTED),
+    Errors: INVALID_ARGUMENT with a field violation for every bad field at once, the ErrorInfo
+    reason naming the first one's rule: LEGAL_NAME_INVALID, DOCUMENT_TYPE_UNSUPPORTED (type
+    unset), DOCUMENT_NUMBER_INVALID, COUNTRY_INVALID, DOCUMENT_EXPIRED, DATE_OF_BIRTH_INVALID,
+    IMAGE_REQUIRED, IMAGE_TOO_LARGE, IMAGE_TYPE_UNSPECIFIED, IMAGE_TYPE_UNSUPPORTED;
     FAILED_PRECONDITION / UNDERAGE, FAILED_PRECONDITION / VERIFICATION_PENDING (a case is
     already waiting), FAILED_PRECONDITION / ALREADY_VERIFIED,
-    FAILED_PRECONDITION / VERIFICATION_REJECTED_FINAL, RESOURCE_EXHAUSTED / RATE_LIMITED.
+    FAILED_PRECONDITION / VERIFICATION_REJECTED_FINAL, ABORTED (another submission of the
+    same account was stored at the same moment), RESOURCE_EXHAUSTED / RATE_LIMITED (10 an
+    hour per account). A request larger than 16 MiB is refused by gRPC itself with
+    RESOURCE_EXHAUSTED before kyc reads it.
     """
     GetVerification: _aio.UnaryUnaryMultiCallable[_kyc_service_pb2.GetVerificationRequest, _kyc_service_pb2.GetVerificationResponse]  # type: ignore[assignment]
     """Returns the caller's latest case: its state and, when rejected, the reason (never the
@@ -120,7 +134,9 @@ class KycServiceServicer(metaclass=_abc_1.ABCMeta):
 
     Idempotency: every mutating request has `request_id` (field 1); a retry with the same id
     and body returns the first answer and changes nothing more, the same id with another body
-    fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
+    fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. A string field holding NUL or another
+    control character or longer than the field allows, and an id or token not spelled as kyc
+    issues them, fail INVALID_ARGUMENT naming the field, before anything is looked up or written.
     """
 
     @_abc_1.abstractmethod
@@ -130,11 +146,16 @@ class KycServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_kyc_service_pb2.SubmitVerificationResponse, _abc.Awaitable[_kyc_service_pb2.SubmitVerificationResponse]]:
         """Submits identity data and images for review; the new case is PENDING.
-        Errors: INVALID_ARGUMENT with field violations (e.g. DOCUMENT_NUMBER_INVALID,
-        DOCUMENT_EXPIRED, IMAGE_TOO_LARGE, IMAGE_TYPE_UNSPECIFIED, IMAGE_TYPE_UNSUPPORTED),
+        Errors: INVALID_ARGUMENT with a field violation for every bad field at once, the ErrorInfo
+        reason naming the first one's rule: LEGAL_NAME_INVALID, DOCUMENT_TYPE_UNSUPPORTED (type
+        unset), DOCUMENT_NUMBER_INVALID, COUNTRY_INVALID, DOCUMENT_EXPIRED, DATE_OF_BIRTH_INVALID,
+        IMAGE_REQUIRED, IMAGE_TOO_LARGE, IMAGE_TYPE_UNSPECIFIED, IMAGE_TYPE_UNSUPPORTED;
         FAILED_PRECONDITION / UNDERAGE, FAILED_PRECONDITION / VERIFICATION_PENDING (a case is
         already waiting), FAILED_PRECONDITION / ALREADY_VERIFIED,
-        FAILED_PRECONDITION / VERIFICATION_REJECTED_FINAL, RESOURCE_EXHAUSTED / RATE_LIMITED.
+        FAILED_PRECONDITION / VERIFICATION_REJECTED_FINAL, ABORTED (another submission of the
+        same account was stored at the same moment), RESOURCE_EXHAUSTED / RATE_LIMITED (10 an
+        hour per account). A request larger than 16 MiB is refused by gRPC itself with
+        RESOURCE_EXHAUSTED before kyc reads it.
         """
 
     @_abc_1.abstractmethod

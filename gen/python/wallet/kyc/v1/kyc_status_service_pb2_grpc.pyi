@@ -32,11 +32,14 @@ class KycStatusServiceStub:
     privilege). Served on kyc's internal port.
 
     Authentication: a service identity (mutual TLS in production, a signed service token in
-    development); users and operators get PERMISSION_DENIED / PERMISSION_DENIED.
+    development), binding's only; another service gets PERMISSION_DENIED, and a user's or an
+    operator's token is no service credential at all (UNAUTHENTICATED / TOKEN_INVALID).
 
     Errors follow the google.rpc richer error model (ErrorInfo with an UPPER_SNAKE_CASE reason
     and the service's domain, BadRequest field violations for bad input); the reasons are listed
-    per RPC. Both RPCs only read, so none takes a request_id.
+    per RPC. Both RPCs only read, so none takes a request_id. A string field holding NUL or another
+    control character or longer than the field allows, and an account id not spelled as auth
+    issues them, fail INVALID_ARGUMENT naming the field, before anything is looked up.
     """
 
     @_typing.overload
@@ -62,11 +65,14 @@ class KycStatusServiceAsyncStub(KycStatusServiceStub):
     privilege). Served on kyc's internal port.
 
     Authentication: a service identity (mutual TLS in production, a signed service token in
-    development); users and operators get PERMISSION_DENIED / PERMISSION_DENIED.
+    development), binding's only; another service gets PERMISSION_DENIED, and a user's or an
+    operator's token is no service credential at all (UNAUTHENTICATED / TOKEN_INVALID).
 
     Errors follow the google.rpc richer error model (ErrorInfo with an UPPER_SNAKE_CASE reason
     and the service's domain, BadRequest field violations for bad input); the reasons are listed
-    per RPC. Both RPCs only read, so none takes a request_id.
+    per RPC. Both RPCs only read, so none takes a request_id. A string field holding NUL or another
+    control character or longer than the field allows, and an account id not spelled as auth
+    issues them, fail INVALID_ARGUMENT naming the field, before anything is looked up.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -88,11 +94,14 @@ class KycStatusServiceServicer(metaclass=_abc_1.ABCMeta):
     privilege). Served on kyc's internal port.
 
     Authentication: a service identity (mutual TLS in production, a signed service token in
-    development); users and operators get PERMISSION_DENIED / PERMISSION_DENIED.
+    development), binding's only; another service gets PERMISSION_DENIED, and a user's or an
+    operator's token is no service credential at all (UNAUTHENTICATED / TOKEN_INVALID).
 
     Errors follow the google.rpc richer error model (ErrorInfo with an UPPER_SNAKE_CASE reason
     and the service's domain, BadRequest field violations for bad input); the reasons are listed
-    per RPC. Both RPCs only read, so none takes a request_id.
+    per RPC. Both RPCs only read, so none takes a request_id. A string field holding NUL or another
+    control character or longer than the field allows, and an account id not spelled as auth
+    issues them, fail INVALID_ARGUMENT naming the field, before anything is looked up.
     """
 
     @_abc_1.abstractmethod

@@ -1,0 +1,1 @@
+"""Kyc: real-name verification cases, encrypted identity data and images, review decisions."""

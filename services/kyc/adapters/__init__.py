@@ -1,0 +1,1 @@
+"""Kyc's adapters: SQL repositories and unit of work, and the rekey job."""

@@ -1,0 +1,1 @@
+"""Kyc's gRPC servicers: protobuf <-> use-case calls, nothing else."""

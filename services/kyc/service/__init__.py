@@ -1,0 +1,1 @@
+"""Kyc's use cases, on the ports in `ports` (one unit of work per RPC)."""
