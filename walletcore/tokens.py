@@ -302,6 +302,10 @@ class _WrongKind(_Rejected):
     """A valid token of another kind."""
 
 
+class _TooLong(_Rejected):
+    """Correctly signed, but living longer than its kind may: not from a conforming issuer."""
+
+
 class _Decoder:
     """The checks every kind shares; returns the verified claims or raises a `_Rejected`."""
 
@@ -346,7 +350,13 @@ class _Decoder:
         except jwt.PyJWTError:
             raise _Rejected from None
         claims: dict[str, Any] = decoded["payload"]
-        self._check_times(claims)
+        try:
+            self._check_times(claims)
+        except _TooLong:
+            # Only a token of this kind can be too long for it; another kind is just invalid.
+            if decoded["header"].get("typ") != self._kind.typ:
+                raise _Rejected from None
+            raise
         if decoded["header"].get("typ") != self._kind.typ:
             raise _WrongKind
         if (
@@ -369,7 +379,9 @@ class _Decoder:
         leeway = CLOCK_SKEW_LEEWAY.total_seconds()
         if issued_at > now + leeway or not_before > now + leeway:
             raise _Rejected
-        if not 0 < expires_at - issued_at <= self._kind.max_lifetime.total_seconds():
+        if expires_at - issued_at > self._kind.max_lifetime.total_seconds():
+            raise _TooLong
+        if expires_at <= issued_at:
             raise _Rejected
         if now >= expires_at + leeway:
             raise _Expired
@@ -487,6 +499,10 @@ class GrantVerifier:
         except _Expired:
             raise PermissionDenied(
                 "the step-up grant has expired", reason="GRANT_EXPIRED"
+            ) from None
+        except _TooLong:
+            raise PermissionDenied(
+                "the step-up grant lives longer than 5 minutes", reason="GRANT_LIFETIME_TOO_LONG"
             ) from None
         except _Rejected:
             raise PermissionDenied(
