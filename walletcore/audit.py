@@ -70,6 +70,27 @@ class AuditTrail(Protocol):
     async def append(self, record: AuditRecord, now: datetime) -> None: ...
 
 
+class SqlAuditTrail:
+    """The `AuditTrail` port on a table from `define_audit_table`, appending in the caller's
+    transaction (a unit of work's session)."""
+
+    def __init__(self, executor: Executor, table: sa.Table) -> None:
+        self._executor = executor
+        self._table = table
+
+    async def append(self, record: AuditRecord, now: datetime) -> None:
+        await append(
+            self._executor,
+            self._table,
+            actor=record.actor,
+            actor_role=record.actor_role,
+            action=record.action,
+            target=record.target,
+            details=record.details,
+            now=now,
+        )
+
+
 def define_audit_table(metadata: sa.MetaData, name: str = "audit_log") -> sa.Table:
     return sa.Table(
         name,

@@ -23,11 +23,12 @@ aiosqlite (the embedded mode). Code written against this module behaves the same
 
 from __future__ import annotations
 
+import enum
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from sqlalchemy import DateTime, Dialect, MetaData, Select, event
+from sqlalchemy import CheckConstraint, DateTime, Dialect, MetaData, Select, event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
@@ -62,6 +63,13 @@ _SelectT = TypeVar("_SelectT", bound=Select[Any])
 def make_metadata() -> MetaData:
     """A fresh MetaData for one service's tables, with the shared naming convention."""
     return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def one_of(column: str, values: type[enum.StrEnum]) -> CheckConstraint:
+    """A CHECK that `column` holds a value of the enum (NULL passes, as CHECK lets it), named
+    `<column>_valid` (the naming convention prefixes `ck_<table>_`)."""
+    allowed = ", ".join(f"'{member.value}'" for member in values)
+    return CheckConstraint(f"{column} IN ({allowed})", name=f"{column}_valid")
 
 
 class UTCDateTime(TypeDecorator[datetime]):

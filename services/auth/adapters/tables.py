@@ -21,7 +21,6 @@ tickets, recovery codes), argon2id password hashes, and the TOTP secret already 
 
 from __future__ import annotations
 
-import enum
 from typing import Final
 
 from sqlalchemy import (
@@ -61,6 +60,7 @@ from services.auth.domain.throttling import MAX_CONSECUTIVE_FAILURES, CounterSco
 from services.auth.domain.totp import MAX_FAILED_CONFIRMATIONS, TotpState
 from walletcore.audit import define_audit_table
 from walletcore.db import UTCDateTime, make_metadata
+from walletcore.db import one_of as _one_of
 from walletcore.grants import define_consumed_grants_table
 from walletcore.idempotency import define_idempotency_table
 from walletcore.outbox import define_outbox_table
@@ -76,12 +76,6 @@ CLIENT_ADDRESS_LENGTH: Final = 64
 DEVICE_ID_LENGTH: Final = 64
 
 metadata = make_metadata()
-
-
-def _one_of(column: str, values: type[enum.StrEnum]) -> CheckConstraint:
-    """CHECK that `column` holds a value of the enum (NULL passes, as CHECK lets it)."""
-    allowed = ", ".join(f"'{member.value}'" for member in values)
-    return CheckConstraint(f"{column} IN ({allowed})", name=f"{column}_valid")
 
 
 def _primary_id() -> Column[str]:

@@ -23,7 +23,6 @@ from services.auth.adapters.tables import audit_log, security_events
 from services.auth.domain.events import Actor, ActorKind, SecurityEvent, SecurityEventType
 from services.auth.service.ports import EventPage, StoredSecurityEvent
 from walletcore import audit
-from walletcore.audit import AuditRecord
 from walletcore.clock import Clock
 from walletcore.crypto import DecryptionFailed, KeyRing
 from walletcore.errors import FieldViolation, InvalidArgument
@@ -150,20 +149,8 @@ def _stored_event(row: Row[Any]) -> StoredSecurityEvent:
     return StoredSecurityEvent(id=row.id, event=event)
 
 
-class SqlAuditTrail:
+class SqlAuditTrail(audit.SqlAuditTrail):
     """Appends to auth's hash-chained audit log in the unit of work's transaction."""
 
     def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    async def append(self, record: AuditRecord, now: datetime) -> None:
-        await audit.append(
-            self._session,
-            audit_log,
-            actor=record.actor,
-            actor_role=record.actor_role,
-            action=record.action,
-            target=record.target,
-            details=record.details,
-            now=now,
-        )
+        super().__init__(session, audit_log)

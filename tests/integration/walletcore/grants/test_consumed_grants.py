@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import Column, String, Table, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from tests.integration.locks import wait_until_a_backend_waits_on_a_lock
 from walletcore.db import create_engine, dialect_name, make_metadata, session_factory
 from walletcore.errors import PermissionDenied
 from walletcore.grants import GrantAcceptance, SqlConsumedGrants, define_consumed_grants_table
@@ -69,21 +70,6 @@ async def unbind(session: AsyncSession, auth: Auth, token: str, action_id: str) 
 async def count(engine: AsyncEngine, table: Table) -> int:
     async with engine.connect() as connection:
         return (await connection.execute(select(func.count()).select_from(table))).scalar_one()
-
-
-async def wait_until_a_backend_waits_on_a_lock(engine: AsyncEngine) -> None:
-    """Returns once another connection of this database is blocked on a row or transaction
-    lock (PostgreSQL), proving the two transactions overlap."""
-    query = text(
-        "SELECT count(*) FROM pg_stat_activity "
-        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    )
-    async with engine.connect() as connection:
-        for _ in range(500):
-            if (await connection.execute(query)).scalar():
-                return
-            await asyncio.sleep(0.01)
-    raise AssertionError("the second transaction never waited for the first")
 
 
 async def test_two_concurrent_uses_of_one_grant_exactly_one_wins(
