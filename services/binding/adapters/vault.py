@@ -18,6 +18,7 @@ tokens of one number are not linkable without the vault.
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from typing import Final
 
 from sqlalchemy import Column, LargeBinary, String, Table, insert
@@ -28,6 +29,7 @@ from walletcore.clock import Clock, utc_now
 from walletcore.crypto import KeyRing
 from walletcore.db import UTCDateTime, make_metadata
 
+VAULT_MIGRATIONS_DIR: Final = Path(__file__).resolve().parent / "vault_migrations"
 REFERENCE_PREFIX: Final = "vt_"
 TOKEN_LENGTH: Final = 128
 

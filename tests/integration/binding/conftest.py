@@ -76,6 +76,7 @@ class Binding:
     ctx: BindingContext
     clock: FakeClock
     kyc: FakeKyc
+    contacts: FakeContactVerification
     auth: TokenIssuer
     encryption: KeyRing
     vault_encryption: KeyRing
@@ -94,7 +95,7 @@ def binding(engine: AsyncEngine, vault_engine: AsyncEngine) -> Binding:
     auth_ring = SigningKeyRing([generate_key("auth-1")])
     grants = GrantVerifier(StaticKeySet(auth_ring.public_jwks()), AUTH_ISSUER, clock=clock)
     sessions = session_factory(engine)
-    kyc = FakeKyc()
+    kyc, contacts = FakeKyc(), FakeContactVerification(clock)
     for account_id, name in HOLDERS.items():
         kyc.approve(account_id, name)
     ctx = BindingContext(
@@ -103,7 +104,7 @@ def binding(engine: AsyncEngine, vault_engine: AsyncEngine) -> Binding:
         fingerprints=BlindIndex.development(context=FINGERPRINT_CONTEXT),
         vault=LocalCardVault(session_factory(vault_engine), vault_encryption, clock=clock),
         kyc=kyc,
-        contacts=FakeContactVerification(clock),
+        contacts=contacts,
     )
     tx = SqlTransactions(
         lambda: SqlBindingUnitOfWork(sessions, encryption=encryption, grants=grants),
@@ -114,6 +115,7 @@ def binding(engine: AsyncEngine, vault_engine: AsyncEngine) -> Binding:
         ctx,
         clock,
         kyc,
+        contacts,
         TokenIssuer(AUTH_ISSUER, auth_ring, clock),
         encryption,
         vault_encryption,
