@@ -15,7 +15,11 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field, HttpUrl, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from walletcore.keys import parse_key_spec
+from walletcore.tokens import parse_jwks
+
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+Jwks = list[dict[str, str]]
 
 _PORT = Field(default=0, ge=0, le=65535, description="0 binds an ephemeral port")
 
@@ -155,7 +159,7 @@ class ServiceSettings(BaseSettings):
             )
         if self.reflection:
             problems.append(f"{self.env_name('reflection')} must be off")
-        if _is_sqlite(self.database_url):
+        if is_sqlite(self.database_url):
             problems.append(f"{self.env_name('database_url')} must not be SQLite")
         for field_name in self._REQUIRED_SECRETS:
             if getattr(self, field_name) is None:
@@ -167,5 +171,22 @@ class ServiceSettings(BaseSettings):
         return problems
 
 
-def _is_sqlite(database_url: str) -> bool:
+def checked_key_spec(value: SecretStr | None) -> SecretStr | None:
+    """A key-spec setting, parsed so that a bad one stops the start (parse_key_spec's errors
+    name an entry's position, never its content)."""
+    if value is not None:
+        parse_key_spec(value.get_secret_value())
+    return value
+
+
+def checked_public_jwks(value: Jwks | None) -> Jwks | None:
+    """The identity provider's public JWKS setting: at least one Ed25519 signature key."""
+    if value is not None:
+        if not value:
+            raise ValueError("the identity provider's JWKS holds no key")
+        parse_jwks(value)
+    return value
+
+
+def is_sqlite(database_url: str) -> bool:
     return urlsplit(database_url).scheme.split("+")[0] == "sqlite"

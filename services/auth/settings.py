@@ -21,11 +21,15 @@ from typing import ClassVar
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from walletcore.keys import parse_key_spec
-from walletcore.settings import NotifierSettings, Profile, ServiceSettings
-from walletcore.tokens import DEVELOPMENT_IDENTITY_ISSUER, parse_jwks
-
-Jwks = list[dict[str, str]]
+from walletcore.settings import (
+    Jwks,
+    NotifierSettings,
+    Profile,
+    ServiceSettings,
+    checked_key_spec,
+    checked_public_jwks,
+)
+from walletcore.tokens import DEVELOPMENT_IDENTITY_ISSUER
 
 
 class AuthSettings(ServiceSettings):
@@ -64,28 +68,14 @@ class AuthSettings(ServiceSettings):
     outbox_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     """How often the outbox dispatcher looks for messages when it found none."""
 
-    @field_validator(
+    _key_specs = field_validator(
         "encryption_keys",
         "signing_keys",
         "hash_keys",
         "contact_index_keys",
         "rate_limit_subject_key",
-    )
-    @classmethod
-    def _is_key_spec(cls, value: SecretStr | None) -> SecretStr | None:
-        # parse_key_spec's errors name an entry's position, never its content.
-        if value is not None:
-            parse_key_spec(value.get_secret_value())
-        return value
-
-    @field_validator("identity_keys_jwks")
-    @classmethod
-    def _is_public_jwks(cls, value: Jwks | None) -> Jwks | None:
-        if value is not None:
-            if not value:
-                raise ValueError("the identity provider's JWKS holds no key")
-            parse_jwks(value)
-        return value
+    )(checked_key_spec)
+    _identity_jwks = field_validator("identity_keys_jwks")(checked_public_jwks)
 
     def production_problems(self) -> list[str]:
         problems = super().production_problems()
