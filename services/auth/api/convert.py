@@ -11,13 +11,11 @@ from __future__ import annotations
 import enum
 import ipaddress
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.auth.domain.contacts import Contact, ContactKind, Email, Phone, VerifiedContact
 from services.auth.domain.events import (
@@ -31,20 +29,19 @@ from services.auth.domain.events import (
 )
 from services.auth.domain.otp import OtpChannel
 from services.auth.domain.proofs import FactorMethod
-from services.auth.service.ports import AuthUnitOfWork, StoredSecurityEvent, Transactions
+from services.auth.service.ports import StoredSecurityEvent
 from wallet.auth.v1 import types_pb2
 from wallet.common.v1 import client_pb2, contact_pb2, paging_pb2
 from walletcore.errors import InvalidArgument
 from walletcore.grpc.interceptors import UNKNOWN_ADDRESS, current_client_address
-from walletcore.idempotency import IdempotencyKey
-from walletcore.identity import CallerKind, current_caller
+from walletcore.grpc.messages import ANONYMOUS_OWNER as ANONYMOUS_OWNER
+from walletcore.grpc.messages import idempotent as idempotent
+from walletcore.grpc.messages import timestamp as timestamp
+from walletcore.grpc.messages import to_datetime as to_datetime
 
 if TYPE_CHECKING:
     # The stubs' generic name for what is EnumTypeWrapper at run time.
     from google.protobuf.internal.enum_type_wrapper import _EnumTypeWrapper
-
-ANONYMOUS_OWNER: Final = "anonymous"
-"""The idempotency owner of calls made before sign-in (no caller subject yet)."""
 
 DEFAULT_PAGE_SIZE: Final = 50
 MAX_PAGE_SIZE: Final = 200
@@ -66,28 +63,6 @@ _CONTACT_KINDS: Final = {
 }
 # IPv6 keeps its first 48 bits (the routing prefix), as the API documents.
 _IPV6_SHOWN_GROUPS: Final = 3
-
-
-# -- idempotent mutations ----------------------------------------------------------------------
-
-
-async def idempotent(
-    tx: Transactions,
-    request: Message,
-    response_type: type[_Response],
-    work: Callable[[AuthUnitOfWork], Awaitable[bytes]],
-) -> _Response:
-    """Runs `work` once per (RPC, caller, request_id) and returns its answer as `response_type`.
-
-    The scope is the request's message type, which is unique per RPC (buf's
-    RPC_REQUEST_RESPONSE_UNIQUE rule). The owner is the caller's subject, or ANONYMOUS_OWNER
-    for signed-out calls. `work` returns the serialized response; a retry gets the stored
-    bytes back without running it again.
-    """
-    caller = current_caller()
-    owner = ANONYMOUS_OWNER if caller.kind is CallerKind.ANONYMOUS else caller.subject
-    key = IdempotencyKey.for_request(request.DESCRIPTOR.full_name, owner, request)
-    return response_type.FromString(await tx.run_idempotent(key, work))
 
 
 # -- contacts and where a request came from ----------------------------------------------------
@@ -157,23 +132,6 @@ def mask_client_address(address: str | None) -> str:
         return address.rpartition(".")[0] + ".*"
     groups = parsed.exploded.split(":")[:_IPV6_SHOWN_GROUPS]
     return ":".join(format(int(group, 16), "x") for group in groups) + ":*"
-
-
-# -- times -------------------------------------------------------------------------------------
-
-
-def timestamp(moment: datetime) -> Timestamp:
-    """A protobuf Timestamp of a timezone-aware datetime."""
-    if moment.utcoffset() is None:
-        raise ValueError("a timestamp needs a timezone-aware datetime")
-    converted = Timestamp()
-    converted.FromDatetime(moment.astimezone(UTC))
-    return converted
-
-
-def to_datetime(moment: Timestamp) -> datetime:
-    """The timezone-aware UTC datetime of a protobuf Timestamp."""
-    return moment.ToDatetime(tzinfo=UTC)
 
 
 # -- paging ------------------------------------------------------------------------------------
