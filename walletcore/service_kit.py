@@ -30,20 +30,23 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
 import grpc.aio
 from google.protobuf.descriptor import ServiceDescriptor
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from walletcore import audit
+from walletcore.crypto import BlindIndex, KeyRing
 from walletcore.db import normalize_url
 from walletcore.grpc.access import AccessRule
-from walletcore.grpc.server import Service, ServiceServer
+from walletcore.grpc.server import BackgroundTaskFailed, Service, ServiceServer
+from walletcore.logging import configure_logging
 from walletcore.migrations import upgrade_to_head
 from walletcore.outbox import OutboxDispatcher
 from walletcore.ratelimit import InMemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -51,6 +54,7 @@ from walletcore.settings import ServiceSettings
 from walletcore.tokens import DEVELOPMENT_IDENTITY_KEYS_LABEL, SigningKeyRing
 
 _T = TypeVar("_T")
+_Settings = TypeVar("_Settings", bound=ServiceSettings)
 
 # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -112,6 +116,31 @@ async def release_all(*closers: Callable[[], object]) -> None:
             failure = failure or error
     if failure is not None:
         raise failure
+
+
+def serve_main(
+    service: str,
+    load_settings: Callable[[], _Settings],
+    build: Callable[[_Settings], ServiceApp],
+) -> int:
+    """The body of `python -m services.<service>`: loads the settings, serves until SIGTERM or
+    SIGINT. Exit status: 0 after a graceful stop, 1 when a background task failed, 2 when the
+    settings are refused (the message names the variables, never their values)."""
+    logger = logging.getLogger(f"services.{service}")
+    configure_logging(service)
+    try:
+        settings = load_settings()
+    except ValidationError as refused:
+        # hide_input_in_errors keeps the values (URLs, keys) out of this message.
+        logger.error("the settings were refused: %s", refused)
+        return 2
+    configure_logging(settings.service_name, settings.log_level)
+    try:
+        asyncio.run(build(settings).run_until_signal())
+    except BackgroundTaskFailed as failed:
+        logger.error("stopped because a background task failed: %s", failed)
+        return 1
+    return 0
 
 
 # -- infrastructure ----------------------------------------------------------------------------
@@ -203,6 +232,22 @@ def configured_or_development(
     return parse(spec) if spec else development()
 
 
+def key_ring(value: SecretStr | None, development_label: str) -> KeyRing:
+    """An AES-256-GCM ring from a key-spec setting, else the development ring of the label."""
+    return configured_or_development(
+        value, KeyRing.from_spec, lambda: KeyRing.development(development_label)
+    )
+
+
+def blind_index(value: SecretStr | None, *, context: str) -> BlindIndex:
+    """A keyed blind index from a key-spec setting, else the development one, for `context`."""
+    return configured_or_development(
+        value,
+        lambda spec: BlindIndex.from_spec(spec, context=context),
+        lambda: BlindIndex.development(context=context),
+    )
+
+
 def identity_jwks(configured: list[dict[str, str]] | None) -> list[dict[str, str]]:
     """The identity provider's public keys (operator and service tokens): the configured
     ones, else the development identity ring's."""
@@ -214,12 +259,15 @@ def identity_jwks(configured: list[dict[str, str]] | None) -> list[dict[str, str
 __all__ = [
     "EngineAuditReader",
     "ServiceApp",
+    "blind_index",
     "configured_or_development",
     "dispatch_until_shutdown",
     "grpc_service",
     "identity_jwks",
+    "key_ring",
     "limiter_from_settings",
     "prepared_database_url",
     "release_all",
     "rpc_policy",
+    "serve_main",
 ]

@@ -7,16 +7,11 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any
 
-import grpc
-import grpc.aio
 import pytest
 
 from services.binding.adapters.peers import KYC_READS, KycStatusClient
-from wallet.kyc.v1 import kyc_status_service_pb2 as kyc_pb
-from wallet.kyc.v1 import kyc_status_service_pb2_grpc, types_pb2
+from tests.api.binding.kyc_stand_in import StandInKyc, running_kyc
 from walletcore.errors import FailedPrecondition, Unavailable
 from walletcore.grpc.clients import (
     InternalClients,
@@ -25,69 +20,14 @@ from walletcore.grpc.clients import (
     ServiceTokens,
     service_token_issuer,
 )
-from walletcore.grpc.status import to_grpc_status
-from walletcore.tokens import (
-    DEVELOPMENT_IDENTITY_ISSUER,
-    DEVELOPMENT_IDENTITY_KEYS_LABEL,
-    ServiceTokenVerifier,
-    SigningKeyRing,
-    StaticKeySet,
-)
-
-Context = grpc.aio.ServicerContext[Any, Any]
-APPROVED = {"acc-1": "Test Holder"}
-
-
-@dataclass
-class StandInKyc(kyc_status_service_pb2_grpc.KycStatusServiceServicer):
-    callers: list[str] = field(default_factory=list)
-
-    async def _check_caller(self, context: Context) -> None:
-        metadata = dict(context.invocation_metadata() or ())
-        verifier = ServiceTokenVerifier(
-            StaticKeySet(SigningKeyRing.development(DEVELOPMENT_IDENTITY_KEYS_LABEL).public_jwks()),
-            DEVELOPMENT_IDENTITY_ISSUER,
-            audience="kyc",
-            allowed_services=["binding"],
-        )
-        caller = await verifier.verify(str(metadata["authorization"]).removeprefix("Bearer "))
-        self.callers.append(caller.subject)
-
-    async def MatchVerifiedName(
-        self, request: kyc_pb.MatchVerifiedNameRequest, context: Context
-    ) -> kyc_pb.MatchVerifiedNameResponse:
-        await self._check_caller(context)
-        approved = APPROVED.get(request.account_id)
-        if approved is None:
-            error = FailedPrecondition("no approved verification", reason="KYC_NOT_APPROVED")
-            await context.abort_with_status(to_grpc_status(error, "kyc.wallet"))
-        return kyc_pb.MatchVerifiedNameResponse(
-            matches=" ".join(request.name.casefold().split()) == approved.casefold()
-        )
-
-    async def GetVerificationLevel(
-        self, request: kyc_pb.GetVerificationLevelRequest, context: Context
-    ) -> kyc_pb.GetVerificationLevelResponse:
-        await self._check_caller(context)
-        level = (
-            types_pb2.VERIFICATION_LEVEL_APPROVED
-            if request.account_id in APPROVED
-            else types_pb2.VERIFICATION_LEVEL_PENDING
-        )
-        return kyc_pb.GetVerificationLevelResponse(level=level)
+from walletcore.tokens import DEVELOPMENT_IDENTITY_ISSUER
 
 
 @pytest.fixture
-async def kyc_server() -> AsyncIterator[tuple[str, StandInKyc]]:
-    server = grpc.aio.server()
-    servicer = StandInKyc()
-    kyc_status_service_pb2_grpc.add_KycStatusServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        yield f"127.0.0.1:{port}", servicer
-    finally:
-        await server.stop(grace=None)
+async def kyc_server() -> AsyncIterator[StandInKyc]:
+    async with running_kyc() as kyc:
+        kyc.approve("acc-1", "Test Holder")
+        yield kyc
 
 
 @pytest.fixture
@@ -107,22 +47,21 @@ def kyc_at(clients: InternalClients, address: str) -> KycStatusClient:
 
 
 async def test_names_are_matched_by_kyc_as_binding(
-    kyc_server: tuple[str, StandInKyc], clients: InternalClients
+    kyc_server: StandInKyc, clients: InternalClients
 ) -> None:
-    address, servicer = kyc_server
-    kyc = kyc_at(clients, address)
+    kyc = kyc_at(clients, kyc_server.address)
 
     assert await kyc.match_verified_name("acc-1", "test  HOLDER") is True
     assert await kyc.match_verified_name("acc-1", "Someone Else") is False
     assert await kyc.is_approved("acc-1") is True
     assert await kyc.is_approved("acc-2") is False
-    assert set(servicer.callers) == {"binding"}
+    assert set(kyc_server.callers) == {"binding"}
 
 
 async def test_no_approved_kyc_comes_back_as_kycs_own_refusal(
-    kyc_server: tuple[str, StandInKyc], clients: InternalClients
+    kyc_server: StandInKyc, clients: InternalClients
 ) -> None:
-    kyc = kyc_at(clients, kyc_server[0])
+    kyc = kyc_at(clients, kyc_server.address)
 
     with pytest.raises(FailedPrecondition) as caught:
         await kyc.match_verified_name("acc-2", "Test Holder")
