@@ -38,6 +38,12 @@ class StandInKyc(kyc_status_service_pb2_grpc.KycStatusServiceServicer):
     approved: dict[str, str] = field(default_factory=dict)
     callers: list[str] = field(default_factory=list)
     address: str = ""
+    server: grpc.aio.Server | None = None
+
+    async def stop(self) -> None:
+        """Kyc goes down: its port stops answering."""
+        if self.server is not None:
+            await self.server.stop(grace=None)
 
     def approve(self, account_id: str, name: str) -> None:
         self.approved[account_id] = name
@@ -89,6 +95,7 @@ async def running_kyc() -> AsyncIterator[StandInKyc]:
     kyc_status_service_pb2_grpc.add_KycStatusServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     servicer.address = f"127.0.0.1:{port}"
+    servicer.server = server
     await server.start()
     try:
         yield servicer
