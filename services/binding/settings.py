@@ -24,7 +24,7 @@ without every one of them.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -39,6 +39,13 @@ from walletcore.settings import (
     is_sqlite,
 )
 from walletcore.tokens import DEVELOPMENT_IDENTITY_ISSUER
+
+
+def _beside(data: dict[str, Any]) -> str:
+    database_url = str(data.get("database_url", ""))
+    if is_sqlite(database_url) and database_url.endswith(".db"):
+        return database_url.removesuffix(".db") + "-vault.db"
+    return f"sqlite+aiosqlite:///var/{data['service_name']}-vault.db"
 
 
 class BindingSettings(ServiceSettings):
@@ -59,10 +66,8 @@ class BindingSettings(ServiceSettings):
     fingerprint_keys: SecretStr | None = None
     vault_keys: SecretStr | None = None
     service_identity_keys: SecretStr | None = None
-    vault_database_url: str = Field(
-        default_factory=lambda data: f"sqlite+aiosqlite:///var/{data['service_name']}-vault.db",
-        repr=False,
-    )
+    vault_database_url: str = Field(default_factory=lambda data: _beside(data), repr=False)
+    """Defaults to a SQLite file next to binding's own (`binding.db` -> `binding-vault.db`)."""
 
     identity_keys_jwks: Jwks | None = None
     identity_issuer: str = DEVELOPMENT_IDENTITY_ISSUER

@@ -95,6 +95,14 @@ def test_production_refuses_a_sqlite_vault(monkeypatch: pytest.MonkeyPatch) -> N
         BindingSettings()
 
 
+def test_the_vault_file_sits_next_to_bindings_own_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BINDING_DATABASE_URL", "sqlite+aiosqlite:///tmp/stack/binding.db")
+
+    assert BindingSettings().vault_database_url == "sqlite+aiosqlite:///tmp/stack/binding-vault.db"
+
+
 def test_the_vault_never_shares_bindings_database(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BINDING_DATABASE_URL", "sqlite+aiosqlite:///var/shared.db")
     monkeypatch.setenv("BINDING_VAULT_DATABASE_URL", "sqlite+aiosqlite:///var/shared.db")
