@@ -135,8 +135,14 @@ def serve_main(
         logger.error("the settings were refused: %s", refused)
         return 2
     configure_logging(settings.service_name, settings.log_level)
+
+    async def serve() -> None:
+        # Built inside the running loop: gRPC channels to other services bind to the loop
+        # current when they are created.
+        await build(settings).run_until_signal()
+
     try:
-        asyncio.run(build(settings).run_until_signal())
+        asyncio.run(serve())
     except BackgroundTaskFailed as failed:
         logger.error("stopped because a background task failed: %s", failed)
         return 1
