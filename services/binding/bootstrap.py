@@ -10,6 +10,7 @@ Who may call what:
 - public port: every BindingService RPC needs a user's access token, checked with auth's
   published keys, of a live session of an active account, asked of auth on every call
   (walletcore.users.ActiveUserVerifier): a frozen account is refused on its next request.
+  BindCard and StartContactChange are rate-limited per account.
 - internal port: BindingQueryService for refund's service identity only.
 - admin port (BindingAdminService, the officer-assisted contact change): not served yet.
 
@@ -51,11 +52,13 @@ from walletcore.grpc.clients import (
     ServiceTokens,
     service_token_issuer,
 )
+from walletcore.grpc.interceptors import RateRule, by_caller
 from walletcore.grpc.server import Port, PortKind, ServiceServer
 from walletcore.idempotency import IdempotencyRecords
 from walletcore.keys import development_keys
 from walletcore.migrations import upgrade_to_head
 from walletcore.ratelimit import RateLimiter
+from walletcore.ratelimit.base import Policy
 from walletcore.service_kit import (
     ServiceApp,
     blind_index,
@@ -85,6 +88,14 @@ DEVELOPMENT_RATE_LIMIT_KEY_LABEL: Final = "binding-rate-limit-subjects"
 
 BINDING_SERVICE: Final = binding_service_pb2.DESCRIPTOR.services_by_name["BindingService"]
 QUERY_SERVICE: Final = binding_query_service_pb2.DESCRIPTOR.services_by_name["BindingQueryService"]
+
+CARD_BINDS_PER_ACCOUNT_HOUR: Final = Policy("card_binds_per_account_hour", 10, 3600)
+"""Ten bind attempts an hour per account, refused ones included: someone testing stolen card
+numbers against the Luhn, expiry and holder-name checks learns little an hour, and each
+attempt costs a kyc call and a vault write."""
+CONTACT_CHANGES_PER_ACCOUNT_HOUR: Final = Policy("contact_changes_per_account_hour", 5, 3600)
+"""Five contact changes started an hour per account (auth also limits the codes it sends to
+each destination)."""
 
 logger = logging.getLogger("services.binding")
 
@@ -141,6 +152,18 @@ class BindingApp(ServiceApp):
         )
 
 
+def public_rate_rules() -> dict[str, list[RateRule]]:
+    """Charged per account by the server's interceptor, after the account check."""
+    return {
+        f"/{BINDING_SERVICE.full_name}/BindCard": [
+            RateRule(CARD_BINDS_PER_ACCOUNT_HOUR, by_caller)
+        ],
+        f"/{BINDING_SERVICE.full_name}/StartContactChange": [
+            RateRule(CONTACT_CHANGES_PER_ACCOUNT_HOUR, by_caller)
+        ],
+    }
+
+
 def build(settings: BindingSettings, *, clock: Clock = utc_now) -> BindingApp:
     """Wires binding from `settings`; `clock` defaults to the real one (tests pass theirs)."""
     keys = BindingKeys.from_settings(settings)
@@ -149,6 +172,8 @@ def build(settings: BindingSettings, *, clock: Clock = utc_now) -> BindingApp:
     limiter = limiter_from_settings(
         settings,
         namespace=SERVICE_NAME,
+        # Binding's subjects are account ids, not personal data like auth's phone numbers,
+        # so a key of no secrecy serves: the hash only shapes the Redis keys.
         subject_key=development_keys(DEVELOPMENT_RATE_LIMIT_KEY_LABEL)[0].secret,
     )
     clients = InternalClients(
@@ -204,6 +229,7 @@ def build(settings: BindingSettings, *, clock: Clock = utc_now) -> BindingApp:
             ],
             rpc_policy(BINDING_SERVICE, lambda name: AUTHENTICATED),
             verifier=users,
+            rate_rules=public_rate_rules(),
         ),
         Port(
             PortKind.INTERNAL,

@@ -3,8 +3,9 @@
 `binding_app` starts auth (auth's API fixtures: its own database, SMTP server and SMS webhook)
 and a kyc stand-in (tests/api/binding/kyc_stand_in.py), then binding
 (`services.binding.bootstrap.build`) on ephemeral ports, calling both through its internal
-clients. Binding's database and its card vault's are two SQLite files, or two fresh PostgreSQL
-databases when auth runs on PostgreSQL: the same tests pass on both.
+clients. Binding's database and its card vault's are two SQLite files with the in-process
+limiter, or two fresh PostgreSQL databases and Redis when auth runs on PostgreSQL: the same
+tests pass on both.
 
     async def test_bind(binding_app: BindingTestApp) -> None:
         holder = await binding_app.new_holder()          # verified phone, signed in, KYC approved
@@ -84,7 +85,7 @@ class BindingTestApp:
 
 
 @pytest.fixture
-async def binding_databases(
+async def binding_storage(
     auth_backend: dict[str, Any],  # noqa: F811 (the fixture imported above)
     tmp_path: Path,
     request: pytest.FixtureRequest,
@@ -100,18 +101,24 @@ async def binding_databases(
         fresh_postgres_database(server_url) as database_url,
         fresh_postgres_database(server_url) as vault_database_url,
     ):
-        yield {"database_url": database_url, "vault_database_url": vault_database_url}
+        yield {
+            "database_url": database_url,
+            "vault_database_url": vault_database_url,
+            # Limits are per account, and every test's accounts are new: Redis is shared safely.
+            "redis_url": auth_backend["redis_url"],
+            "rate_limiter": "redis",
+        }
 
 
 @pytest.fixture
 async def binding_app(
     auth_app: AuthTestApp,  # noqa: F811
-    binding_databases: dict[str, str],
+    binding_storage: dict[str, str],
 ) -> AsyncIterator[BindingTestApp]:
     async with AsyncExitStack() as stack:
         kyc = await stack.enter_async_context(running_kyc())
         values: dict[str, Any] = {
-            **binding_databases,
+            **binding_storage,
             "auth_internal_address": f"127.0.0.1:{auth_app.ports['internal']}",
             "kyc_internal_address": kyc.address,
             "auth_issuer": auth_app.settings.issuer,

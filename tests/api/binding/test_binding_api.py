@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from services.binding.adapters import tables
+from services.binding.bootstrap import CARD_BINDS_PER_ACCOUNT_HOUR
 from tests.api.auth.harness import (
     operator_metadata,
     phone_contact,
@@ -284,3 +285,20 @@ async def test_kyc_down_is_unavailable_and_binds_nothing(binding_app: BindingTes
 
     assert error.code == grpc.StatusCode.UNAVAILABLE
     assert await stored_cards(binding_app) == 0
+
+
+async def test_bind_attempts_are_limited_per_account_refused_ones_included(
+    binding_app: BindingTestApp,
+) -> None:
+    holder, other = await binding_app.new_holder(), await binding_app.new_holder()
+    invalid = bind_request("4242 4242 4242 4241")
+    for _ in range(CARD_BINDS_PER_ACCOUNT_HOUR.limit):
+        invalid.request_id = request_id()
+        error = await refused(binding_app.public.BindCard(invalid, metadata=holder.metadata))
+        assert error.reason == "CARD_NUMBER_INVALID"
+
+    limited = await refused(binding_app.public.BindCard(bind_request(), metadata=holder.metadata))
+    others_card = await bind(binding_app, other)
+
+    assert (limited.code, limited.reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED")
+    assert others_card.last4 == "4242"
