@@ -7,6 +7,9 @@ PostgreSQL and Redis come from, in order: the DATABASE_URL / REDIS_URL environme
 a testcontainers container when a Docker engine answers, or nowhere, in which case the tests that
 need them are skipped with the reason. With REQUIRE_SERVICES=1 (CI) a missing service fails the
 run instead of skipping it.
+
+Hypothesis runs under the derandomized `ci` profile unless HYPOTHESIS_PROFILE names another
+(`fuzz`): see tests/support/profiles.py.
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.profiles import generated_requests_sent, register_profiles
+
+register_profiles()
+
 _TIERS = ("unit", "api", "integration", "e2e")
 
 
@@ -29,6 +36,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if tier in parts:
                 item.add_marker(getattr(pytest.mark, tier))
                 break
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if sent := generated_requests_sent():
+        terminalreporter.write_line(f"generated requests sent to the services: {sent:,}")
 
 
 def _require_services() -> bool:

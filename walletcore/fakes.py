@@ -57,7 +57,7 @@ class FakeClock:
 
 @dataclass(frozen=True, slots=True)
 class IdempotencyRecord:
-    fingerprint: str
+    body_digest: str
     response: bytes
 
 
@@ -142,7 +142,7 @@ class FakeTransactions(Generic[_Uow]):
         )
         stored = records.get(record_key)
         if stored is not None:
-            if not hmac.compare_digest(stored.fingerprint, key.fingerprint):
+            if not hmac.compare_digest(stored.body_digest, key.body_digest):
                 raise InvalidArgument(
                     [FieldViolation(REQUEST_ID_FIELD, "was already used for another request")],
                     "this request_id was already used for a different request",
@@ -152,7 +152,7 @@ class FakeTransactions(Generic[_Uow]):
 
         async def recorded(uow: _Uow) -> bytes:
             response = await work(uow)
-            uow.store.idempotency_records[record_key] = IdempotencyRecord(key.fingerprint, response)
+            uow.store.idempotency_records[record_key] = IdempotencyRecord(key.body_digest, response)
             return response
 
         return await self.run(recorded)

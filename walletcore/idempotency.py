@@ -5,7 +5,10 @@ with the same id and the same body returns the response of the first call; the s
 different body is rejected. Each service keeps the records in its own database:
 
     idempotency_records = define_idempotency_table(metadata)
-    idempotency = IdempotencyRecords(idempotency_records)
+    idempotency = IdempotencyRecords(
+        idempotency_records,
+        fingerprints=BlindIndex.from_spec(key_spec, context=REQUEST_FINGERPRINT_CONTEXT),
+    )
 
 and an RPC runs its change through them:
 
@@ -27,16 +30,25 @@ A reused id with a different body is INVALID_ARGUMENT on field `request_id`, Err
 `IDEMPOTENCY_KEY_REUSED`. It is the client's mistake and retrying unchanged can never succeed,
 which is what INVALID_ARGUMENT means; ABORTED would invite the client to retry.
 
+The body of a request may hold a password, so the records never store a plain hash of it: the
+stored fingerprint is an HMAC-SHA256 (`fingerprints`, a blind index under the service's own
+configured key) of the body's digest. Without the key, a stolen table gives no way to test
+password guesses; with a rotated key ring, records made under a retired key still match until
+they expire, so a retired key can be dropped one retention period after the rotation.
+
 Records are kept for `IDEMPOTENCY_RETENTION`, far longer than any client retries, then removed
-with `purge_older_than`.
+by `RetentionPurge`, which a service runs as a background task.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
+import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
@@ -56,10 +68,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from walletcore.clock import Clock, utc_now
-from walletcore.crypto import KeyRing
+from walletcore.crypto import BlindIndex, KeyRing
 from walletcore.db import UnitOfWork, UTCDateTime, is_unique_violation
 from walletcore.errors import DomainError, FieldViolation, InvalidArgument
 
@@ -67,6 +79,12 @@ IDEMPOTENCY_RETENTION = timedelta(days=30)
 KEY_REUSED_REASON = "IDEMPOTENCY_KEY_REUSED"
 MAX_REQUEST_ID_LENGTH = 128
 REQUEST_ID_FIELD = "request_id"
+REQUEST_FINGERPRINT_CONTEXT = "walletcore.idempotency.request"
+"""Separates the fingerprint key derived from a service's key spec from its other uses."""
+PURGE_INTERVAL_SECONDS = 3600.0
+"""How often expired records are looked for: an hour's worth of records per delete."""
+
+logger = logging.getLogger("walletcore.idempotency")
 
 _Uow = TypeVar("_Uow", bound=UnitOfWork)
 
@@ -82,17 +100,19 @@ def define_idempotency_table(metadata: MetaData, name: str = "idempotency_record
         Column("scope", String(200), primary_key=True),  # the RPC
         Column("owner", String(200), primary_key=True),  # the caller's subject
         Column("request_id", String(MAX_REQUEST_ID_LENGTH), primary_key=True),
-        Column("fingerprint", String(64), nullable=False),  # sha256 hex of the request
+        # HMAC-SHA256 hex of the request's digest, under the service's fingerprint key.
+        Column("fingerprint", String(64), nullable=False),
         Column("response", LargeBinary, nullable=False),
         Column("created_at", UTCDateTime, nullable=False, index=True),
     )
 
 
-def request_fingerprint(request: Message) -> str:
+def request_body_digest(request: Message) -> str:
     """Hex sha256 of `request` without its `request_id`, serialized deterministically.
 
     Deterministic serialization orders map entries, so equal requests hash equally however they
-    were built.
+    were built. The digest is compared in memory only: `IdempotencyRecords` stores a keyed hash
+    of it, since the body may hold a password.
     """
     if REQUEST_ID_FIELD not in request.DESCRIPTOR.fields_by_name:
         raise ValueError(f"{request.DESCRIPTOR.full_name} has no {REQUEST_ID_FIELD} field")
@@ -105,19 +125,19 @@ def request_fingerprint(request: Message) -> str:
 @dataclass(frozen=True, slots=True)
 class IdempotencyKey:
     """Which request this is: `scope` (the RPC), `owner` (the caller's subject), the client's
-    `request_id`, and the `fingerprint` of the request's body."""
+    `request_id`, and the `body_digest` of the request's body (never stored as it is)."""
 
     scope: str
     owner: str
     request_id: str
-    fingerprint: str
+    body_digest: str = field(repr=False)
 
     @classmethod
     def for_request(cls, scope: str, owner: str, request: Message) -> IdempotencyKey:
         """The key of a request message; raises InvalidArgument for a missing or bad id."""
         request_id: str = getattr(request, REQUEST_ID_FIELD, "")
         _validate_request_id(request_id)
-        return cls(scope, owner, request_id, request_fingerprint(request))
+        return cls(scope, owner, request_id, request_body_digest(request))
 
 
 def _validate_request_id(request_id: str) -> None:
@@ -153,16 +173,26 @@ class CommittedRefusal(Exception):
 class IdempotencyRecords:
     """Reads and writes one service's idempotency records table.
 
-    With a `key_ring`, stored responses are encrypted, bound to their key: a response may
-    carry secrets the service otherwise keeps only hashed (a new session's refresh token).
+    `fingerprints` keys the stored fingerprints of request bodies (build it with
+    `REQUEST_FINGERPRINT_CONTEXT` from the service's configured key spec). With a `key_ring`,
+    stored responses are encrypted, bound to their key: a response may carry secrets the
+    service otherwise keeps only hashed (a new session's refresh token).
     """
 
     def __init__(
-        self, table: Table, *, clock: Clock = utc_now, key_ring: KeyRing | None = None
+        self,
+        table: Table,
+        *,
+        fingerprints: BlindIndex,
+        clock: Clock = utc_now,
+        key_ring: KeyRing | None = None,
+        retention: timedelta = IDEMPOTENCY_RETENTION,
     ) -> None:
         self._table = table
+        self._fingerprints = fingerprints
         self._clock = clock
         self._key_ring = key_ring
+        self._retention = retention
 
     async def lookup(self, session: AsyncSession, key: IdempotencyKey) -> bytes | None:
         """The stored response for `key`, or None when this request was not recorded yet.
@@ -177,7 +207,7 @@ class IdempotencyRecords:
         ).one_or_none()
         if row is None:
             return None
-        if not hmac.compare_digest(row.fingerprint, key.fingerprint):
+        if not self._same_body(row.fingerprint, key):
             raise _key_reused()
         return self._open(key, bytes(row.response))
 
@@ -192,7 +222,7 @@ class IdempotencyRecords:
                 scope=key.scope,
                 owner=key.owner,
                 request_id=key.request_id,
-                fingerprint=key.fingerprint,
+                fingerprint=self._fingerprints.compute(key.body_digest),
                 response=self._seal(key, response),
                 created_at=self._clock(),
             )
@@ -243,6 +273,17 @@ class IdempotencyRecords:
         result = await session.execute(delete(self._table).where(self._table.c.created_at < cutoff))
         return cast(CursorResult[Any], result).rowcount
 
+    async def purge_expired(self, session: AsyncSession) -> int:
+        """Delete the records older than the retention, by this records' clock."""
+        return await self.purge_older_than(session, self._clock() - self._retention)
+
+    def _same_body(self, stored_fingerprint: str, key: IdempotencyKey) -> bool:
+        # Every key of the ring is tried, so records made before a rotation still match.
+        return any(
+            hmac.compare_digest(stored_fingerprint, candidate)
+            for candidate in self._fingerprints.candidates(key.body_digest)
+        )
+
     async def _replace_response(
         self, session: AsyncSession, key: IdempotencyKey, response: bytes
     ) -> None:
@@ -274,3 +315,44 @@ class IdempotencyRecords:
 
 def _associated_data(key: IdempotencyKey) -> bytes:
     return "\x1f".join(("idempotency", key.scope, key.owner, key.request_id)).encode()
+
+
+class RetentionPurge:
+    """Deletes a service's idempotency records past their retention, in a transaction of
+    its own, once now and then every `interval_seconds` until stopped.
+
+        purge = RetentionPurge(idempotency, session_factory(engine))
+        BackgroundTask("idempotency-purge", lambda: run_until_shutdown(server, purge.run_forever))
+
+    Several replicas may purge at once: each delete only removes what is expired anyway.
+    """
+
+    def __init__(
+        self,
+        records: IdempotencyRecords,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        interval_seconds: float = PURGE_INTERVAL_SECONDS,
+    ) -> None:
+        self._records = records
+        self._sessions = sessions
+        self._interval_seconds = interval_seconds
+
+    async def run_once(self) -> int:
+        """Purges what is expired now; returns how many records were deleted."""
+        async with self._sessions() as session, session.begin():
+            return await self._records.purge_expired(session)
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        """Purges until `stop` is set; a failed pass is logged and tried again later (the
+        records only wait a little longer)."""
+        while not stop.is_set():
+            try:
+                deleted = await self.run_once()
+            except Exception as exc:
+                logger.warning("idempotency purge failed", extra={"error": type(exc).__name__})
+            else:
+                if deleted:
+                    logger.info("idempotency records purged", extra={"deleted": deleted})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self._interval_seconds)

@@ -1,5 +1,5 @@
-"""What every service's composition root shares: lifecycle, limiter, database URL, outbox loop,
-audit reader, access-policy helpers and key loading.
+"""What every service's composition root shares: lifecycle, limiter, database URL, background
+loops (outbox, idempotency purge), audit reader, access-policy helpers and key loading.
 
 A service's `bootstrap.py` keeps only its own wiring and uses these pieces:
 
@@ -20,6 +20,12 @@ A service's `bootstrap.py` keeps only its own wiring and uses these pieces:
     service = grpc_service(KYC_SERVICE, add_KycServiceServicer_to_server, servicer)
     keys: KeyRing = configured_or_development(settings.encryption_keys, KeyRing.from_spec,
                                               lambda: KeyRing.development("kyc"))
+    idempotency = IdempotencyRecords(idempotency_records, key_ring=keys,
+                                     fingerprints=request_fingerprints(settings.idempotency_keys))
+    purge = RetentionPurge(idempotency, sessions)
+
+    async def purge_expired() -> None:  # a BackgroundTask of the ServiceServer
+        await run_until_shutdown(server, purge.run_forever)
 
 `ServiceApp.start()` migrates (when `settings.migrate_on_start`) then opens the ports;
 `close()` stops and releases; `run_until_signal()` serves until SIGTERM/SIGINT.
@@ -31,7 +37,7 @@ import asyncio
 import functools
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -46,6 +52,7 @@ from walletcore.crypto import BlindIndex, KeyRing
 from walletcore.db import normalize_url
 from walletcore.grpc.access import AccessRule
 from walletcore.grpc.server import BackgroundTaskFailed, Service, ServiceServer
+from walletcore.idempotency import REQUEST_FINGERPRINT_CONTEXT
 from walletcore.logging import configure_logging
 from walletcore.migrations import upgrade_to_head
 from walletcore.outbox import OutboxDispatcher
@@ -171,12 +178,12 @@ def prepared_database_url(database_url: str) -> str:
     return database_url
 
 
-async def dispatch_until_shutdown(
-    dispatcher: OutboxDispatcher, server: ServiceServer, poll_seconds: float
+async def run_until_shutdown(
+    server: ServiceServer, loop: Callable[[asyncio.Event], Awaitable[None]]
 ) -> None:
-    """Delivers until a graceful stop begins, then finishes the batch in hand (within the
-    stop's grace, after which the server cancels it: a cancelled delivery only holds a lease,
-    and its message goes out again once the lease ends)."""
+    """Runs a background loop (`loop(stop)`, which returns soon after `stop` is set) until a
+    graceful stop of `server` begins; the loop then finishes the work in hand within the
+    stop's grace, after which the server cancels it."""
     stop = asyncio.Event()
 
     async def stop_when_shutdown_starts() -> None:
@@ -185,9 +192,19 @@ async def dispatch_until_shutdown(
 
     watcher = asyncio.create_task(stop_when_shutdown_starts())
     try:
-        await dispatcher.run_forever(stop, poll_interval=poll_seconds)
+        await loop(stop)
     finally:
         watcher.cancel()
+
+
+async def dispatch_until_shutdown(
+    dispatcher: OutboxDispatcher, server: ServiceServer, poll_seconds: float
+) -> None:
+    """Delivers until a graceful stop begins, then finishes the batch in hand (a cancelled
+    delivery only holds a lease, and its message goes out again once the lease ends)."""
+    await run_until_shutdown(
+        server, lambda stop: dispatcher.run_forever(stop, poll_interval=poll_seconds)
+    )
 
 
 class EngineAuditReader:
@@ -254,6 +271,11 @@ def blind_index(value: SecretStr | None, *, context: str) -> BlindIndex:
     )
 
 
+def request_fingerprints(value: SecretStr | None) -> BlindIndex:
+    """The keyed hash of a service's idempotency fingerprints, from its key-spec setting."""
+    return blind_index(value, context=REQUEST_FINGERPRINT_CONTEXT)
+
+
 def identity_jwks(configured: list[dict[str, str]] | None) -> list[dict[str, str]]:
     """The identity provider's public keys (operator and service tokens): the configured
     ones, else the development identity ring's."""
@@ -274,6 +296,8 @@ __all__ = [
     "limiter_from_settings",
     "prepared_database_url",
     "release_all",
+    "request_fingerprints",
     "rpc_policy",
+    "run_until_shutdown",
     "serve_main",
 ]

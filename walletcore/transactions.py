@@ -8,7 +8,7 @@ abandoned) raises `walletcore.idempotency.CommittedRefusal(error)`: the changes 
 
     transactions = SqlTransactions(
         lambda: SqlBindingUnitOfWork(sessions, ...),
-        IdempotencyRecords(tables.idempotency_records, key_ring=key_ring),
+        IdempotencyRecords(tables.idempotency_records, fingerprints=..., key_ring=key_ring),
     )
     card = await transactions.run(lambda uow: bind_card(uow, ctx, ...))
 

@@ -9,8 +9,9 @@ Who may call what:
 
 - public port: the signed-out RPCs (registration, sign-in, refresh, reset, self-freeze) are
   PUBLIC, every other AuthService RPC needs a user's access token of a live session of an
-  active account (`ActiveSessionVerifier`). SignIn is rate-limited per client address and per
-  identifier by the server's interceptor.
+  active account (`ActiveSessionVerifier`). SignIn is rate-limited per client address by the
+  server's interceptor, and per identifier or per device token by the use case (only it can
+  tell whether a device token belongs to the identifier's account).
 - admin port: security officers' operator tokens, for every AccountAdminService RPC.
 - internal port: service tokens of kyc, binding and refund; the contact change is binding's
   alone (a service's name is its role).
@@ -22,7 +23,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Final
+from typing import ClassVar, Final
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -33,10 +34,8 @@ from services.auth.adapters.transactions import SqlTransactions
 from services.auth.adapters.uow import SqlAuthUnitOfWork
 from services.auth.api.admin import AccountAdminServicer
 from services.auth.api.auth_service import AuthServicer
-from services.auth.api.convert import contact_from
 from services.auth.api.status import AccountStatusServicer
 from services.auth.domain.passwords import PasswordPolicy
-from services.auth.service.codes import destination_subject
 from services.auth.service.context import AuthContext, AuthRules
 from services.auth.settings import AuthSettings
 from services.auth.verifiers import ActiveSessionVerifier
@@ -51,17 +50,15 @@ from wallet.auth.v1 import (
 from walletcore.clock import Clock, utc_now
 from walletcore.crypto import BlindIndex, KeyRing, SecretHasher, random_numeric_code, random_token
 from walletcore.db import create_engine, session_factory
-from walletcore.errors import InvalidArgument
 from walletcore.grpc.access import AUTHENTICATED, PUBLIC, AccessRule, require_roles
 from walletcore.grpc.interceptors import RateRule, by_client_address
 from walletcore.grpc.server import BackgroundTask, Port, PortKind, ServiceServer
-from walletcore.idempotency import IdempotencyRecords
-from walletcore.identity import Caller, OperatorRole
+from walletcore.idempotency import IdempotencyRecords, RetentionPurge
+from walletcore.identity import OperatorRole
 from walletcore.keys import development_keys, parse_key_spec
 from walletcore.notify import NotificationOutbox, Transports, transports_from_settings
 from walletcore.outbox import OutboxDispatcher
 from walletcore.ratelimit import (
-    SIGN_IN_PER_ACCOUNT_MINUTE,
     SIGN_IN_PER_CLIENT_ADDRESS_MINUTE,
     RateLimiter,
 )
@@ -76,7 +73,9 @@ from walletcore.service_kit import (
     limiter_from_settings,
     prepared_database_url,
     release_all,
+    request_fingerprints,
     rpc_policy,
+    run_until_shutdown,
 )
 from walletcore.tokens import (
     AccessTokenVerifier,
@@ -90,6 +89,8 @@ from walletcore.tokens import (
 
 MIGRATIONS_DIR: Final = Path(__file__).resolve().parent / "migrations"
 SECRET_HASH_CONTEXT: Final = "auth.secrets"  # noqa: S105 (a key-derivation label)
+# The device tokens' MAC key is derived from AUTH_HASH_KEYS under a context of its own.
+DEVICE_TOKEN_CONTEXT: Final = "auth.device_tokens"  # noqa: S105 (a key-derivation label)
 SERVICE_AUDIENCE: Final = "auth"
 STATUS_CALLERS: Final = ("kyc", "binding", "refund")
 CONTACT_CHANGE_CALLER: Final = "binding"
@@ -131,8 +132,10 @@ class AuthKeys:
     encryption: KeyRing
     signing: SigningKeyRing
     secrets: SecretHasher
+    device_tokens: SecretHasher
     contact_index: BlindIndex
     rate_limit_subjects: bytes
+    request_fingerprints: BlindIndex
     identity_jwks: list[dict[str, str]]
 
     @classmethod
@@ -152,6 +155,11 @@ class AuthKeys:
                 lambda spec: SecretHasher.from_spec(spec, context=SECRET_HASH_CONTEXT),
                 lambda: SecretHasher.development(context=SECRET_HASH_CONTEXT),
             ),
+            device_tokens=configured_or_development(
+                settings.hash_keys,
+                lambda spec: SecretHasher.from_spec(spec, context=DEVICE_TOKEN_CONTEXT),
+                lambda: SecretHasher.development(context=DEVICE_TOKEN_CONTEXT),
+            ),
             contact_index=configured_or_development(
                 settings.contact_index_keys,
                 lambda spec: BlindIndex.from_spec(spec, context=CONTACT_INDEX_CONTEXT),
@@ -162,6 +170,7 @@ class AuthKeys:
                 lambda spec: parse_key_spec(spec)[0].secret,
                 lambda: development_keys(DEVELOPMENT_RATE_LIMIT_KEY_LABEL)[0].secret,
             ),
+            request_fingerprints=request_fingerprints(settings.idempotency_keys),
             identity_jwks=identity_jwks(settings.identity_keys_jwks),
         )
 
@@ -188,20 +197,12 @@ def internal_policy() -> dict[str, AccessRule]:
     )
 
 
-def by_identifier(request: Any, caller: Caller, address: str) -> str | None:
-    """The normalised identifier a SignIn names; None for a malformed one, which the RPC
-    itself refuses (the per-address limit still counts it)."""
-    try:
-        return destination_subject(contact_from(request.identifier, "identifier"))
-    except InvalidArgument:
-        return None
-
-
 def sign_in_rate_rules() -> dict[str, list[RateRule]]:
+    """Per client address, before anything else. The per-identifier limit is the use case's
+    (`service.signin`): a valid device token moves the attempt to the token's own limit."""
     return {
         f"/{AUTH_SERVICE.full_name}/SignIn": [
             RateRule(SIGN_IN_PER_CLIENT_ADDRESS_MINUTE, by_client_address),
-            RateRule(SIGN_IN_PER_ACCOUNT_MINUTE, by_identifier),
         ]
     }
 
@@ -250,6 +251,12 @@ def build(
     keys = AuthKeys.from_settings(settings)
     engine = create_engine(prepared_database_url(settings.database_url))
     sessions = session_factory(engine)
+    idempotency = IdempotencyRecords(
+        idempotency_records,
+        fingerprints=keys.request_fingerprints,
+        clock=clock,
+        key_ring=keys.encryption,
+    )
     limiter = limiter_from_settings(
         settings, namespace=settings.rate_limit_namespace, subject_key=keys.rate_limit_subjects
     )
@@ -268,6 +275,7 @@ def build(
         tokens=TokenIssuer(settings.issuer, keys.signing, clock),
         grants=GrantVerifier(own_keys, settings.issuer, clock=clock),
         limiter=limiter,
+        device_tokens=keys.device_tokens,
         rules=rules,
     )
     notifications = NotificationOutbox(outbox, keys.encryption, clock=clock)
@@ -280,22 +288,32 @@ def build(
             clock=clock,
             code_failure_policy=rules.code_failure_policy,
         ),
-        IdempotencyRecords(idempotency_records, clock=clock, key_ring=keys.encryption),
+        idempotency,
     )
     transports = (
         transports if transports is not None else transports_from_settings(settings.notifier)
     )
     dispatcher = OutboxDispatcher(engine, outbox, notifications.handlers(transports), clock=clock)
 
+    purge = RetentionPurge(
+        idempotency, sessions, interval_seconds=settings.idempotency_purge_interval_seconds
+    )
+
     async def dispatch() -> None:
         await dispatch_until_shutdown(dispatcher, server, settings.outbox_poll_seconds)
+
+    async def purge_expired_requests() -> None:
+        await run_until_shutdown(server, purge.run_forever)
 
     server = ServiceServer(
         settings,
         _ports(settings, keys, ctx, tx, engine, clock),
         limiter,
         logger,
-        [BackgroundTask("outbox-dispatcher", dispatch)],
+        [
+            BackgroundTask("outbox-dispatcher", dispatch),
+            BackgroundTask("idempotency-purge", purge_expired_requests),
+        ],
     )
     return AuthApp(
         settings=settings,

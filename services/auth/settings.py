@@ -4,9 +4,12 @@ Keys arrive as `kid:base64url` specs (walletcore.keys), the first entry active:
 
     AUTH_ENCRYPTION_KEYS        TOTP secrets, sealed outbox messages, stored idempotent answers
     AUTH_SIGNING_KEYS           auth's Ed25519 keys for access tokens and step-up grants
-    AUTH_HASH_KEYS              keyed hashes of codes, refresh tokens, tickets, recovery codes
+    AUTH_HASH_KEYS              keyed hashes of codes, refresh tokens, tickets, recovery codes;
+                                signs sign-in device tokens (a key derived for that use)
     AUTH_CONTACT_INDEX_KEYS     the blind index that finds accounts by phone or email
     AUTH_RATE_LIMIT_SUBJECT_KEY keys the hashes of rate-limit subjects in Redis (phone numbers)
+    AUTH_IDEMPOTENCY_KEYS       keys the stored fingerprints of requests (their bodies may hold
+                                passwords), kept as long as the idempotency records (30 days)
     AUTH_IDENTITY_KEYS_JWKS     JSON list of the identity provider's public JWKs, which sign
                                 operator and service tokens (issuer AUTH_IDENTITY_ISSUER)
 
@@ -21,15 +24,12 @@ from typing import ClassVar
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from walletcore.settings import (
-    Jwks,
-    NotifierSettings,
-    Profile,
-    ServiceSettings,
-    checked_key_spec,
-    checked_public_jwks,
-)
-from walletcore.tokens import DEVELOPMENT_IDENTITY_ISSUER
+from walletcore.idempotency import PURGE_INTERVAL_SECONDS
+from walletcore.keys import parse_key_spec
+from walletcore.settings import NotifierSettings, Profile, ServiceSettings
+from walletcore.tokens import DEVELOPMENT_IDENTITY_ISSUER, parse_jwks
+
+Jwks = list[dict[str, str]]
 
 
 class AuthSettings(ServiceSettings):
@@ -40,6 +40,7 @@ class AuthSettings(ServiceSettings):
         "hash_keys",
         "contact_index_keys",
         "rate_limit_subject_key",
+        "idempotency_keys",
         "identity_keys_jwks",
     )
 
@@ -50,6 +51,8 @@ class AuthSettings(ServiceSettings):
     contact_index_keys: SecretStr | None = None
     rate_limit_subject_key: SecretStr | None = None
     """A key spec; its active key keys the hashes of rate-limit subjects."""
+    idempotency_keys: SecretStr | None = None
+    """A key spec; keys the fingerprints of requests in the idempotency records."""
     rate_limit_namespace: str = Field(default="auth", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     """The Redis hash tag of auth's limiter keys (one Redis Cluster slot)."""
     code_resend_interval_seconds: int = Field(default=60, ge=1, le=3600)
@@ -67,15 +70,34 @@ class AuthSettings(ServiceSettings):
     )
     outbox_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     """How often the outbox dispatcher looks for messages when it found none."""
+    idempotency_purge_interval_seconds: float = Field(
+        default=PURGE_INTERVAL_SECONDS, gt=0, le=86400
+    )
+    """How often idempotency records past their retention (30 days) are deleted."""
 
-    _key_specs = field_validator(
+    @field_validator(
         "encryption_keys",
         "signing_keys",
         "hash_keys",
         "contact_index_keys",
         "rate_limit_subject_key",
-    )(checked_key_spec)
-    _identity_jwks = field_validator("identity_keys_jwks")(checked_public_jwks)
+        "idempotency_keys",
+    )
+    @classmethod
+    def _is_key_spec(cls, value: SecretStr | None) -> SecretStr | None:
+        # parse_key_spec's errors name an entry's position, never its content.
+        if value is not None:
+            parse_key_spec(value.get_secret_value())
+        return value
+
+    @field_validator("identity_keys_jwks")
+    @classmethod
+    def _is_public_jwks(cls, value: Jwks | None) -> Jwks | None:
+        if value is not None:
+            if not value:
+                raise ValueError("the identity provider's JWKS holds no key")
+            parse_jwks(value)
+        return value
 
     def production_problems(self) -> list[str]:
         problems = super().production_problems()

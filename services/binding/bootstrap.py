@@ -68,6 +68,7 @@ from walletcore.service_kit import (
     limiter_from_settings,
     prepared_database_url,
     release_all,
+    request_fingerprints,
     rpc_policy,
 )
 from walletcore.tokens import (
@@ -108,6 +109,7 @@ class BindingKeys:
     encryption: KeyRing
     fingerprints: BlindIndex
     vault: KeyRing
+    request_fingerprints: BlindIndex
     identity_jwks: list[dict[str, str]]
 
     @classmethod
@@ -116,6 +118,7 @@ class BindingKeys:
             encryption=key_ring(settings.encryption_keys, DEVELOPMENT_KEYS_LABEL),
             fingerprints=blind_index(settings.fingerprint_keys, context=FINGERPRINT_CONTEXT),
             vault=key_ring(settings.vault_keys, DEVELOPMENT_VAULT_KEYS_LABEL),
+            request_fingerprints=request_fingerprints(settings.idempotency_keys),
             identity_jwks=identity_jwks(settings.identity_keys_jwks),
         )
 
@@ -205,7 +208,12 @@ def build(settings: BindingSettings, *, clock: Clock = utc_now) -> BindingApp:
     grants = GrantVerifier(auth_keys, settings.auth_issuer, clock=clock)
     tx = SqlTransactions(
         lambda: SqlBindingUnitOfWork(sessions, encryption=keys.encryption, grants=grants),
-        IdempotencyRecords(idempotency_records, clock=clock, key_ring=keys.encryption),
+        IdempotencyRecords(
+            idempotency_records,
+            fingerprints=keys.request_fingerprints,
+            clock=clock,
+            key_ring=keys.encryption,
+        ),
     )
     users = ActiveUserVerifier(
         AccessTokenVerifier(auth_keys, settings.auth_issuer, clock=clock), auth

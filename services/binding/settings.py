@@ -6,6 +6,7 @@ Keys arrive as `kid:base64url` specs (walletcore.keys), the first entry active:
     BINDING_FINGERPRINT_KEYS       the keyed fingerprint (HMAC) that finds a card bound twice
     BINDING_VAULT_KEYS             the local card vault's own ring for card numbers (not needed
                                    once a tokenisation provider replaces the local vault)
+    BINDING_IDEMPOTENCY_KEYS       keys the stored fingerprints of idempotent requests
     BINDING_SERVICE_IDENTITY_KEYS  binding's identity key, signing its service tokens to auth
                                    and kyc (the identity provider's JWKS carries its public half)
     BINDING_IDENTITY_KEYS_JWKS     JSON list of the identity provider's public JWKs, which sign
@@ -57,6 +58,7 @@ class BindingSettings(ServiceSettings):
         "encryption_keys",
         "fingerprint_keys",
         "vault_keys",
+        "idempotency_keys",
         "service_identity_keys",
         "identity_keys_jwks",
     )
@@ -65,6 +67,7 @@ class BindingSettings(ServiceSettings):
 
     fingerprint_keys: SecretStr | None = None
     vault_keys: SecretStr | None = None
+    idempotency_keys: SecretStr | None = None
     service_identity_keys: SecretStr | None = None
     vault_database_url: str = Field(default_factory=lambda data: _beside(data), repr=False)
     """Defaults to a SQLite file next to binding's own (`binding.db` -> `binding-vault.db`)."""
@@ -84,7 +87,11 @@ class BindingSettings(ServiceSettings):
     )
 
     _key_specs = field_validator(
-        "encryption_keys", "fingerprint_keys", "vault_keys", "service_identity_keys"
+        "encryption_keys",
+        "fingerprint_keys",
+        "vault_keys",
+        "idempotency_keys",
+        "service_identity_keys",
     )(checked_key_spec)
     _identity_jwks = field_validator("identity_keys_jwks")(checked_public_jwks)
 

@@ -2,7 +2,9 @@
 user set, refuses a port clash with one line naming the busy port, and stops every child on
 SIGINT or SIGTERM.
 
-Fixed ports from 51400-51439 and 51480 (the launcher needs fixed ports), never its default 50051...
+Fixed ports from 31400-31439 and 31480 (the launcher needs fixed ports), never its default
+50051...; below Linux's ephemeral range (32768-60999), so no other test's outgoing connection
+can hold one.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from tests.support.stack import (
     serving_stack,
 )
 
-BASE_PORT = 51400
+BASE_PORT = 31400
 
 
 @pytest.fixture
@@ -92,8 +94,8 @@ async def test_serves_on_the_users_ports_refuses_a_clash_and_stops_everything(
 def test_the_users_variables_win_over_the_launchers_defaults(tmp_path: Path) -> None:
     kyc = next(member for member in STACK if member.name == "kyc")
     environ = {
-        "AUTH_INTERNAL_PORT": "51432",
-        "KYC_PUBLIC_PORT": "51431",
+        "AUTH_INTERNAL_PORT": "31432",
+        "KYC_PUBLIC_PORT": "31431",
         "KYC_DATABASE_URL": "postgresql+asyncpg://db.example.test/kyc",
         "KYC_REDIS_URL": "redis://cache.example.test/1",
         "REDIS_URL": "redis://127.0.0.1:6379/0",
@@ -101,11 +103,11 @@ def test_the_users_variables_win_over_the_launchers_defaults(tmp_path: Path) -> 
 
     env = member_environment(kyc, tmp_path, environ)
 
-    assert env["KYC_PUBLIC_PORT"] == "51431"
+    assert env["KYC_PUBLIC_PORT"] == "31431"
     assert env["KYC_ADMIN_PORT"] == "50062"
     assert env["KYC_DATABASE_URL"] == "postgresql+asyncpg://db.example.test/kyc"
     assert env["KYC_REDIS_URL"] == "redis://cache.example.test/1"
-    assert env["KYC_AUTH_INTERNAL_ADDRESS"] == "127.0.0.1:51432"
+    assert env["KYC_AUTH_INTERNAL_ADDRESS"] == "127.0.0.1:31432"
 
 
 def test_unset_variables_get_the_fixed_local_defaults(tmp_path: Path) -> None:
@@ -137,7 +139,7 @@ def test_the_listener_of_a_port_is_told_apart_from_other_processes() -> None:
 
 @pytest.mark.skipif(not Path("/proc/net/tcp").is_file(), reason="reads sockets from /proc")
 async def test_a_health_answer_from_another_process_is_not_taken_for_the_childs() -> None:
-    impostor_port = 51480
+    impostor_port = 31480
     impostor = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, impostor)

@@ -1,7 +1,7 @@
 """The README's first call, run as written against `make run`'s launcher: the snippet is taken
 from README.md, started as its own program, and fed the code the console printed.
 
-Fixed ports from 51440-51479 (the launcher needs fixed ports); the snippet is pointed at them
+Fixed ports from 31440-31479 (the launcher needs fixed ports); the snippet is pointed at them
 through its AUTH_TARGET variable, as a user would for a moved public port.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 from tests.support.notify import extract_code
 from tests.support.stack import ROOT, serving_stack
 
-BASE_PORT = 51440
+BASE_PORT = 31440
 PHONE = "+8613800138000"
 SNIPPET_SECONDS = 30.0
 _SMS_BLOCK = re.compile(

@@ -9,6 +9,8 @@ from walletcore.ratelimit.policies import (
     CODES_SENT_PER_DESTINATION_MINUTE,
     SIGN_IN_PER_ACCOUNT_MINUTE,
     SIGN_IN_PER_CLIENT_ADDRESS_MINUTE,
+    SIGN_IN_PER_DEVICE_TOKEN_MINUTE,
+    SIGN_IN_PER_KNOWN_ADDRESS_MINUTE,
 )
 from walletcore.ratelimit.redis import RedisRateLimiter
 
@@ -18,6 +20,8 @@ __all__ = [
     "CODE_CHECKS_PER_ACCOUNT_HOUR",
     "SIGN_IN_PER_ACCOUNT_MINUTE",
     "SIGN_IN_PER_CLIENT_ADDRESS_MINUTE",
+    "SIGN_IN_PER_DEVICE_TOKEN_MINUTE",
+    "SIGN_IN_PER_KNOWN_ADDRESS_MINUTE",
     "Decision",
     "Hit",
     "InMemoryRateLimiter",

@@ -14,8 +14,11 @@ from typing import Any
 import grpc.aio
 
 from services.auth.api.convert import (
+    bearer_secret_from,
     client_context,
+    code_from,
     contact_from,
+    device_token_from,
     enum_to_proto,
     id_from,
     idempotent,
@@ -24,6 +27,7 @@ from services.auth.api.convert import (
     origin_of,
     page_of,
     page_response,
+    password_from,
     second_factor_from,
     security_event_to_proto,
     security_event_types_from,
@@ -54,12 +58,13 @@ class AccessRpcs:
     async def StartRegistration(
         self, request: pb.StartRegistrationRequest, context: Context
     ) -> pb.StartRegistrationResponse:
+        password = password_from(request.password, "password")
         contact = contact_from(request.contact, "contact")
         origin = origin_of()
 
         async def work(uow: AuthUnitOfWork) -> bytes:
             started = await registration.start_registration(
-                uow, self.ctx, password=request.password, contact=contact, origin=origin
+                uow, self.ctx, password=password, contact=contact, origin=origin
             )
             return pb.StartRegistrationResponse(
                 registration_id=started.registration_id,
@@ -72,11 +77,12 @@ class AccessRpcs:
         self, request: pb.CompleteRegistrationRequest, context: Context
     ) -> pb.CompleteRegistrationResponse:
         registration_id = id_from(request.registration_id, "registration_id")
+        code = code_from(request.code)
         origin = origin_of(request.client)
 
         async def work(uow: AuthUnitOfWork) -> bytes:
             registered = await registration.complete_registration(
-                uow, self.ctx, registration_id=registration_id, code=request.code, origin=origin
+                uow, self.ctx, registration_id=registration_id, code=code, origin=origin
             )
             return pb.CompleteRegistrationResponse(
                 account_id=registered.account_id, tokens=_token_pair(registered.tokens)
@@ -86,23 +92,27 @@ class AccessRpcs:
 
     async def SignIn(self, request: pb.SignInRequest, context: Context) -> pb.SignInResponse:
         identifier = contact_from(request.identifier, "identifier")
-        if not request.password:
-            raise InvalidArgument.field("password", "is required")
+        password = password_from(request.password, "password")
+        device_token = device_token_from(request.device_token)
         origin = origin_of(request.client)
 
         async def work(uow: AuthUnitOfWork) -> bytes:
-            result = await signin.sign_in(
-                uow, self.ctx, identifier=identifier, password=request.password, origin=origin
+            answer = await signin.sign_in(
+                uow,
+                self.ctx,
+                identifier=identifier,
+                password=password,
+                origin=origin,
+                device_token=device_token,
             )
-            return _sign_in_response(result).SerializeToString()
+            return _sign_in_response(answer).SerializeToString()
 
         return await idempotent(self.tx, request, pb.SignInResponse, work)
 
     async def CompleteSignIn(
         self, request: pb.CompleteSignInRequest, context: Context
     ) -> pb.CompleteSignInResponse:
-        if not request.ticket:
-            raise InvalidArgument.field("ticket", "is required")
+        ticket = bearer_secret_from(request.ticket, "ticket")
         code = second_factor_from(request.second_factor)
         if code is None:
             raise InvalidArgument.field("second_factor", "needs a TOTP or a recovery code")
@@ -113,7 +123,7 @@ class AccessRpcs:
             tokens = await signin.complete_sign_in(
                 uow,
                 self.ctx,
-                ticket=request.ticket,
+                ticket=ticket,
                 totp_code=code.code if is_totp else None,
                 recovery_code=None if is_totp else code.code,
                 origin=origin,
@@ -125,13 +135,12 @@ class AccessRpcs:
     async def RefreshSession(
         self, request: pb.RefreshSessionRequest, context: Context
     ) -> pb.RefreshSessionResponse:
-        if not request.refresh_token:
-            raise InvalidArgument.field("refresh_token", "is required")
+        refresh_token = bearer_secret_from(request.refresh_token, "refresh_token")
         origin = origin_of()
 
         async def work(uow: AuthUnitOfWork) -> bytes:
             tokens = await sessions.refresh_session(
-                uow, self.ctx, refresh_token=request.refresh_token, origin=origin
+                uow, self.ctx, refresh_token=refresh_token, origin=origin
             )
             return pb.RefreshSessionResponse(tokens=_token_pair(tokens)).SerializeToString()
 
@@ -222,6 +231,7 @@ class AccessRpcs:
     ) -> pb.VerifyContactResponse:
         caller = current_caller()
         verification_id = id_from(request.verification_id, "verification_id")
+        code = code_from(request.code)
         origin = origin_of()
 
         async def work(uow: AuthUnitOfWork) -> bytes:
@@ -230,7 +240,7 @@ class AccessRpcs:
                 self.ctx,
                 account_id=caller.subject,
                 verification_id=verification_id,
-                code=request.code,
+                code=code,
                 origin=origin,
             )
             return pb.VerifyContactResponse(contact=masked_contact(verified)).SerializeToString()
@@ -280,10 +290,12 @@ def _token_pair(tokens: TokenPair) -> types_pb2.TokenPair:
     )
 
 
-def _sign_in_response(result: signin.SignInResult) -> pb.SignInResponse:
+def _sign_in_response(answer: signin.SignInAnswer) -> pb.SignInResponse:
+    result = answer.outcome
     if isinstance(result, TokenPair):
-        return pb.SignInResponse(tokens=_token_pair(result))
+        return pb.SignInResponse(tokens=_token_pair(result), device_token=answer.device_token)
     return pb.SignInResponse(
+        device_token=answer.device_token,
         second_factor_required=types_pb2.PendingSecondFactor(
             ticket=result.ticket,
             expires_at=timestamp(result.expires_at),
@@ -291,7 +303,7 @@ def _sign_in_response(result: signin.SignInResult) -> pb.SignInResponse:
                 enum_to_proto(types_pb2.SecondFactorMethod, method)
                 for method in result.allowed_methods
             ],
-        )
+        ),
     )
 
 

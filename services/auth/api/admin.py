@@ -17,12 +17,16 @@ from services.auth.api.convert import (
     actor_to_proto,
     contact_from,
     enum_to_proto,
+    id_from,
     idempotent,
     origin_of,
     page_of,
     page_response,
+    page_token_from,
+    reason_from,
     security_event_to_proto,
     security_event_types_from,
+    ticket_ref_from,
     timestamp,
     to_datetime,
 )
@@ -48,7 +52,9 @@ class AccountAdminServicer(account_admin_service_pb2_grpc.AccountAdminServiceSer
     async def FreezeAccount(
         self, request: pb.FreezeAccountRequest, context: Context
     ) -> pb.FreezeAccountResponse:
-        account_id = admin.parse_id(request.account_id, field="account_id")
+        account_id = id_from(request.account_id, "account_id")
+        reason = reason_from(request.reason)
+        ticket_ref = ticket_ref_from(request.ticket_ref)
 
         async def work(uow: AuthUnitOfWork) -> bytes:
             result = await admin.freeze_account(
@@ -56,8 +62,8 @@ class AccountAdminServicer(account_admin_service_pb2_grpc.AccountAdminServiceSer
                 self.ctx,
                 officer_id=current_caller().subject,
                 account_id=account_id,
-                reason=request.reason,
-                ticket_ref=request.ticket_ref,
+                reason=reason,
+                ticket_ref=ticket_ref,
                 origin=origin_of(),
             )
             return pb.FreezeAccountResponse(
@@ -71,7 +77,9 @@ class AccountAdminServicer(account_admin_service_pb2_grpc.AccountAdminServiceSer
     async def UnfreezeAccount(
         self, request: pb.UnfreezeAccountRequest, context: Context
     ) -> pb.UnfreezeAccountResponse:
-        account_id = admin.parse_id(request.account_id, field="account_id")
+        account_id = id_from(request.account_id, "account_id")
+        reason = reason_from(request.reason)
+        ticket_ref = ticket_ref_from(request.ticket_ref)
 
         async def work(uow: AuthUnitOfWork) -> bytes:
             unfrozen_at = await admin.unfreeze_account(
@@ -79,8 +87,8 @@ class AccountAdminServicer(account_admin_service_pb2_grpc.AccountAdminServiceSer
                 self.ctx,
                 officer_id=current_caller().subject,
                 account_id=account_id,
-                reason=request.reason,
-                ticket_ref=request.ticket_ref,
+                reason=reason,
+                ticket_ref=ticket_ref,
                 origin=origin_of(),
             )
             response = pb.UnfreezeAccountResponse(unfrozen_at=timestamp(unfrozen_at))
@@ -92,9 +100,11 @@ class AccountAdminServicer(account_admin_service_pb2_grpc.AccountAdminServiceSer
         self, request: pb.BulkFreezeAccountsRequest, context: Context
     ) -> pb.BulkFreezeAccountsResponse:
         account_ids = [
-            admin.parse_id(account_id, field=f"account_ids[{index}]")
+            id_from(account_id, f"account_ids[{index}]")
             for index, account_id in enumerate(request.account_ids)
         ]
+        reason = reason_from(request.reason)
+        ticket_ref = ticket_ref_from(request.ticket_ref)
 
         async def work(uow: AuthUnitOfWork) -> bytes:
             result = await admin.bulk_freeze_accounts(
@@ -102,8 +112,8 @@ class AccountAdminServicer(account_admin_service_pb2_grpc.AccountAdminServiceSer
                 self.ctx,
                 officer_id=current_caller().subject,
                 account_ids=account_ids,
-                reason=request.reason,
-                ticket_ref=request.ticket_ref,
+                reason=reason,
+                ticket_ref=ticket_ref,
                 origin=origin_of(),
             )
             return pb.BulkFreezeAccountsResponse(
@@ -124,7 +134,9 @@ class AccountAdminServicer(account_admin_service_pb2_grpc.AccountAdminServiceSer
     async def RevokeAccountSessions(
         self, request: pb.RevokeAccountSessionsRequest, context: Context
     ) -> pb.RevokeAccountSessionsResponse:
-        account_id = admin.parse_id(request.account_id, field="account_id")
+        account_id = id_from(request.account_id, "account_id")
+        reason = reason_from(request.reason)
+        ticket_ref = ticket_ref_from(request.ticket_ref)
 
         async def work(uow: AuthUnitOfWork) -> bytes:
             revoked = await admin.revoke_account_sessions(
@@ -132,8 +144,8 @@ class AccountAdminServicer(account_admin_service_pb2_grpc.AccountAdminServiceSer
                 self.ctx,
                 officer_id=current_caller().subject,
                 account_id=account_id,
-                reason=request.reason,
-                ticket_ref=request.ticket_ref,
+                reason=reason,
+                ticket_ref=ticket_ref,
                 origin=origin_of(),
             )
             response = pb.RevokeAccountSessionsResponse(revoked_session_count=revoked)
@@ -144,7 +156,7 @@ class AccountAdminServicer(account_admin_service_pb2_grpc.AccountAdminServiceSer
     async def GetAccount(
         self, request: pb.AccountAdminServiceGetAccountRequest, context: Context
     ) -> pb.AccountAdminServiceGetAccountResponse:
-        account_id = admin.parse_id(request.account_id, field="account_id")
+        account_id = id_from(request.account_id, "account_id")
 
         async def work(uow: AuthUnitOfWork) -> admin.AdminAccountView:
             return await admin.get_account(uow, self.ctx, account_id=account_id)
@@ -167,7 +179,7 @@ class AccountAdminServicer(account_admin_service_pb2_grpc.AccountAdminServiceSer
     async def ListSecurityEvents(
         self, request: pb.AccountAdminServiceListSecurityEventsRequest, context: Context
     ) -> pb.AccountAdminServiceListSecurityEventsResponse:
-        account_id = admin.parse_id(request.account_id, field="account_id")
+        account_id = id_from(request.account_id, "account_id")
         page = page_of(request.page)
         types = security_event_types_from(request.types)
 
@@ -281,4 +293,4 @@ def _export_page(page: paging_pb2.PageRequest) -> tuple[int, str]:
     """PageRequest as documented, but up to MAX_AUDIT_EXPORT_PAGE_SIZE entries per page."""
     if page.page_size < 0:
         raise InvalidArgument.field("page.page_size", "must not be negative")
-    return page.page_size or DEFAULT_PAGE_SIZE, page.page_token
+    return page.page_size or DEFAULT_PAGE_SIZE, page_token_from(page)

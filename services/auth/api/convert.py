@@ -10,14 +10,22 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from google.protobuf.message import Message
 
-from services.auth.domain.contacts import Contact, ContactKind, Email, Phone, VerifiedContact
+from services.auth.domain.account import MAX_FREEZE_REASON_LENGTH, MAX_TICKET_REF_LENGTH
+from services.auth.domain.contacts import (
+    MAX_EMAIL_LENGTH,
+    Contact,
+    ContactKind,
+    Email,
+    Phone,
+    VerifiedContact,
+)
+from services.auth.domain.device_tokens import MAX_DEVICE_TOKEN_LENGTH
 from services.auth.domain.events import (
     Actor,
     ActorKind,
@@ -28,6 +36,7 @@ from services.auth.domain.events import (
     SecurityEventType,
 )
 from services.auth.domain.otp import OtpChannel
+from services.auth.domain.passwords import MAX_PASSWORD_LENGTH
 from services.auth.domain.proofs import FactorMethod
 from services.auth.service.ports import StoredSecurityEvent
 from wallet.auth.v1 import types_pb2
@@ -38,6 +47,14 @@ from walletcore.grpc.messages import ANONYMOUS_OWNER as ANONYMOUS_OWNER
 from walletcore.grpc.messages import idempotent as idempotent
 from walletcore.grpc.messages import timestamp as timestamp
 from walletcore.grpc.messages import to_datetime as to_datetime
+from walletcore.validation import (
+    BEARER_SECRET,
+    COMPACT_JWS,
+    ISSUED_ID,
+    PAGE_TOKEN,
+    checked_text,
+    checked_token,
+)
 
 if TYPE_CHECKING:
     # The stubs' generic name for what is EnumTypeWrapper at run time.
@@ -72,9 +89,11 @@ def contact_from(contact: contact_pb2.Contact, field: str) -> Contact:
     """The domain contact of a `wallet.common.v1.Contact` found at proto path `field`."""
     which = contact.WhichOneof("value")
     if which == "phone":
-        return Phone.parse(contact.phone, field=f"{field}.phone")
+        phone = checked_text(contact.phone, f"{field}.phone", max_length=MAX_CONTACT_LENGTH)
+        return Phone.parse(phone, field=f"{field}.phone")
     if which == "email":
-        return Email.parse(contact.email, field=f"{field}.email")
+        email = checked_text(contact.email, f"{field}.email", max_length=MAX_CONTACT_LENGTH)
+        return Email.parse(email, field=f"{field}.email")
     raise InvalidArgument.field(field, "must hold a phone or an email")
 
 
@@ -150,7 +169,12 @@ def page_of(page: paging_pb2.PageRequest, field: str = "page") -> PageSpec:
     if page.page_size < 0:
         raise InvalidArgument.field(f"{field}.page_size", "must not be negative")
     size = min(page.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    return PageSpec(size=size, token=page.page_token)
+    return PageSpec(size=size, token=page_token_from(page, field))
+
+
+def page_token_from(page: paging_pb2.PageRequest, field: str = "page") -> str:
+    """The page token spelled as this service spells them (or empty, for the first page)."""
+    return checked_token(page.page_token, f"{field}.page_token", PAGE_TOKEN, required=False)
 
 
 def page_response(next_page_token: str) -> paging_pb2.PageResponse:
@@ -203,10 +227,12 @@ def second_factor_from(
     """The TOTP or recovery code of a SecondFactor; None when neither is set."""
     which = second_factor.WhichOneof("code")
     if which == "totp_code":
-        return SecondFactorCode(FactorMethod.TOTP, second_factor.totp_code, f"{field}.totp_code")
+        path = f"{field}.totp_code"
+        return SecondFactorCode(FactorMethod.TOTP, code_from(second_factor.totp_code, path), path)
     if which == "recovery_code":
+        path = f"{field}.recovery_code"
         return SecondFactorCode(
-            FactorMethod.RECOVERY_CODE, second_factor.recovery_code, f"{field}.recovery_code"
+            FactorMethod.RECOVERY_CODE, code_from(second_factor.recovery_code, path), path
         )
     return None
 
@@ -290,15 +316,70 @@ def security_event_types_from(
     )
 
 
-# The ids this service hands out (registration, verification, session, challenge ids) are
-# uuid hex: anything else cannot name one of them, and never reaches a query.
-_ISSUED_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# -- strings of a request ----------------------------------------------------------------------
+# Every string field of every request passes one of these (or a domain parser) before the use
+# case runs: nothing a client sends reaches a query or a row unchecked (walletcore.validation).
+
+MAX_CONTACT_LENGTH: Final = MAX_EMAIL_LENGTH
+"""No phone spelling or email address is longer (the domain parsers judge the rest)."""
+MAX_CODE_LENGTH: Final = 64
+"""Far above any code's length (a recovery code is 19 characters with its dashes), so a
+mistyped code still reaches the check that counts it."""
+MAX_RAW_PASSWORD_LENGTH: Final = 4 * MAX_PASSWORD_LENGTH
+"""The most a password can be before normalisation (the domain judges the normalised one)."""
+MAX_OPERATOR_ID_LENGTH: Final = 128
 
 
 def id_from(raw: str, field: str) -> str:
-    """An id this service issued, from request field `field`; InvalidArgument otherwise."""
+    """An id this service issued (uuid hex), from request field `field`; InvalidArgument
+    otherwise. Anything else cannot name one of its rows and never reaches a query."""
+    return checked_token(raw, field, ISSUED_ID)
+
+
+def object_id_from(raw: str, field: str = "object_id") -> str:
+    """What a step-up grant binds: another service's id, or a new phone or email; the domain
+    judges which its purpose needs."""
+    return checked_text(raw, field, max_length=MAX_CONTACT_LENGTH)
+
+
+def bearer_secret_from(raw: str, field: str) -> str:
+    """A `<id>.<secret>` token this service issued (refresh token, sign-in ticket)."""
+    return checked_token(raw, field, BEARER_SECRET)
+
+
+def grant_from(raw: str, field: str = "grant") -> str:
+    """A step-up grant token: a compact JWS from CompleteStepUp."""
     if not raw:
-        raise InvalidArgument.field(field, "is required")
-    if not _ISSUED_ID.fullmatch(raw):
-        raise InvalidArgument.field(field, "is not an id this service issued")
-    return raw
+        raise InvalidArgument.field(field, "is required: a grant token from CompleteStepUp")
+    return checked_token(raw, field, COMPACT_JWS)
+
+
+def code_from(raw: str, field: str = "code") -> str:
+    """A one-time, TOTP or recovery code as typed: text, judged by the use case (a wrong one
+    counts against its limit, so only what no code can be is refused here)."""
+    return checked_text(raw, field, max_length=MAX_CODE_LENGTH)
+
+
+def password_from(raw: str, field: str) -> str:
+    """A password as typed (required); the domain's policy judges it where one is set."""
+    return checked_text(raw, field, max_length=MAX_RAW_PASSWORD_LENGTH, required=True)
+
+
+def device_token_from(raw: str, field: str = "device_token") -> str:
+    """A device token as the client kept it (optional). Only its spelling is checked here: a
+    well-spelled token that auth did not sign, or that has expired, counts as no token."""
+    return checked_text(raw, field, max_length=MAX_DEVICE_TOKEN_LENGTH)
+
+
+def reason_from(raw: str, field: str = "reason") -> str:
+    """An officer's free-text reason; the use case decides whether one is required."""
+    return checked_text(raw, field, max_length=MAX_FREEZE_REASON_LENGTH)
+
+
+def ticket_ref_from(raw: str, field: str = "ticket_ref") -> str:
+    return checked_text(raw, field, max_length=MAX_TICKET_REF_LENGTH)
+
+
+def operator_id_from(raw: str, field: str) -> str:
+    """An operator id from the identity provider (its format is the provider's: any text)."""
+    return checked_text(raw, field, max_length=MAX_OPERATOR_ID_LENGTH)

@@ -17,12 +17,16 @@ import grpc.aio
 
 from services.auth.api.convert import (
     channel_from,
+    code_from,
     contact_from,
     enum_from_proto,
     enum_to_proto,
+    grant_from,
     id_from,
     idempotent,
+    object_id_from,
     origin_of,
+    password_from,
     second_factor_from,
     timestamp,
 )
@@ -33,7 +37,6 @@ from services.auth.service.context import AuthContext
 from services.auth.service.ports import AuthUnitOfWork, Transactions
 from wallet.auth.v1 import auth_service_pb2 as pb
 from wallet.auth.v1 import types_pb2
-from walletcore.errors import InvalidArgument
 from walletcore.identity import current_caller
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -67,8 +70,8 @@ class RecoveryRpcs:
         self, request: pb.CompleteCredentialResetRequest, context: Context
     ) -> pb.CompleteCredentialResetResponse:
         reset_id = id_from(request.reset_id, "reset_id")
-        if not request.new_password:
-            raise InvalidArgument.field("new_password", "is required")
+        code = code_from(request.code)
+        new_password = password_from(request.new_password, "new_password")
         second_factor = second_factor_from(request.second_factor)
         origin = origin_of()
 
@@ -77,8 +80,8 @@ class RecoveryRpcs:
                 uow,
                 self.ctx,
                 reset_id=reset_id,
-                code=request.code,
-                new_password=request.new_password,
+                code=code,
+                new_password=new_password,
                 second_factor=(
                     (second_factor.method, second_factor.code) if second_factor else None
                 ),
@@ -111,6 +114,7 @@ class RecoveryRpcs:
     ) -> pb.ConfirmTotpEnrollmentResponse:
         account_id = current_caller().subject
         enrollment_id = id_from(request.enrollment_id, "enrollment_id")
+        code = code_from(request.code)
         origin = origin_of()
 
         async def work(uow: AuthUnitOfWork) -> bytes:
@@ -119,7 +123,7 @@ class RecoveryRpcs:
                 self.ctx,
                 account_id=account_id,
                 enrollment_id=enrollment_id,
-                code=request.code,
+                code=code,
                 origin=origin,
             )
             return pb.ConfirmTotpEnrollmentResponse(
@@ -132,7 +136,7 @@ class RecoveryRpcs:
         self, request: pb.DisableTotpRequest, context: Context
     ) -> pb.DisableTotpResponse:
         account_id = current_caller().subject
-        grant = _grant(request.grant)
+        grant = grant_from(request.grant)
         origin = origin_of()
 
         async def work(uow: AuthUnitOfWork) -> bytes:
@@ -147,7 +151,7 @@ class RecoveryRpcs:
         self, request: pb.RegenerateRecoveryCodesRequest, context: Context
     ) -> pb.RegenerateRecoveryCodesResponse:
         account_id = current_caller().subject
-        grant = _grant(request.grant)
+        grant = grant_from(request.grant)
         origin = origin_of()
 
         async def work(uow: AuthUnitOfWork) -> bytes:
@@ -170,6 +174,7 @@ class RecoveryRpcs:
             types_pb2.StepUpPurpose, request.purpose, StepUpPurpose, "purpose"
         )
         method = enum_from_proto(types_pb2.StepUpMethod, request.method, FactorMethod, "method")
+        object_id = object_id_from(request.object_id)
 
         async def work(uow: AuthUnitOfWork) -> bytes:
             started = await stepup.start_step_up(
@@ -177,7 +182,7 @@ class RecoveryRpcs:
                 self.ctx,
                 account_id=account_id,
                 purpose=purpose,
-                object_id=request.object_id,
+                object_id=object_id,
                 method=method,
             )
             return pb.StartStepUpResponse(
@@ -193,6 +198,7 @@ class RecoveryRpcs:
     ) -> pb.CompleteStepUpResponse:
         account_id = current_caller().subject
         challenge_id = id_from(request.challenge_id, "challenge_id")
+        code = code_from(request.code)
         origin = origin_of()
 
         async def work(uow: AuthUnitOfWork) -> bytes:
@@ -201,7 +207,7 @@ class RecoveryRpcs:
                 self.ctx,
                 account_id=account_id,
                 challenge_id=challenge_id,
-                code=request.code,
+                code=code,
                 origin=origin,
             )
             return pb.CompleteStepUpResponse(
@@ -238,20 +244,15 @@ class RecoveryRpcs:
         self, request: pb.ConfirmSelfFreezeRequest, context: Context
     ) -> pb.ConfirmSelfFreezeResponse:
         challenge_id = id_from(request.challenge_id, "challenge_id")
+        code = code_from(request.code)
         origin = origin_of()
 
         async def work(uow: AuthUnitOfWork) -> bytes:
             confirmed = await self_freeze.confirm_self_freeze(
-                uow, self.ctx, challenge_id=challenge_id, code=request.code, origin=origin
+                uow, self.ctx, challenge_id=challenge_id, code=code, origin=origin
             )
             return pb.ConfirmSelfFreezeResponse(
                 frozen_at=timestamp(confirmed.frozen_at)
             ).SerializeToString()
 
         return await idempotent(self.tx, request, pb.ConfirmSelfFreezeResponse, work)
-
-
-def _grant(token: str) -> str:
-    if not token:
-        raise InvalidArgument.field("grant", "is required: a grant token from CompleteStepUp")
-    return token

@@ -14,9 +14,19 @@ import grpc.aio
 from google.protobuf.duration_pb2 import Duration
 
 from services.auth.api.admin import masked_contact_to_proto
-from services.auth.api.convert import contact_from, enum_to_proto, idempotent, timestamp
+from services.auth.api.convert import (
+    code_from,
+    contact_from,
+    enum_to_proto,
+    grant_from,
+    id_from,
+    idempotent,
+    operator_id_from,
+    reason_from,
+    ticket_ref_from,
+    timestamp,
+)
 from services.auth.service import status
-from services.auth.service.admin import parse_id
 from services.auth.service.context import AuthContext
 from services.auth.service.ports import AuthUnitOfWork, Transactions
 from wallet.auth.v1 import account_status_service_pb2 as pb
@@ -38,10 +48,8 @@ class AccountStatusServicer(account_status_service_pb2_grpc.AccountStatusService
     async def GetAccountStatus(
         self, request: pb.GetAccountStatusRequest, context: Context
     ) -> pb.GetAccountStatusResponse:
-        account_id = parse_id(request.account_id, field="account_id")
-        session_id = (
-            parse_id(request.session_id, field="session_id") if request.session_id else None
-        )
+        account_id = id_from(request.account_id, "account_id")
+        session_id = id_from(request.session_id, "session_id") if request.session_id else None
 
         async def work(uow: AuthUnitOfWork) -> status.AccountStatusView:
             return await status.get_account_status(
@@ -80,7 +88,7 @@ class AccountStatusServicer(account_status_service_pb2_grpc.AccountStatusService
     async def StartContactVerification(
         self, request: pb.StartContactVerificationRequest, context: Context
     ) -> pb.StartContactVerificationResponse:
-        account_id = parse_id(request.account_id, field="account_id")
+        account_id = id_from(request.account_id, "account_id")
         new_contact = contact_from(request.new_contact, "new_contact")
         authorization = _authorization(request)
 
@@ -104,7 +112,8 @@ class AccountStatusServicer(account_status_service_pb2_grpc.AccountStatusService
     async def CompleteContactChange(
         self, request: pb.CompleteContactChangeRequest, context: Context
     ) -> pb.CompleteContactChangeResponse:
-        verification_id = parse_id(request.verification_id, field="verification_id")
+        verification_id = id_from(request.verification_id, "verification_id")
+        code = code_from(request.code)
 
         async def work(uow: AuthUnitOfWork) -> bytes:
             change = await status.complete_contact_change(
@@ -112,7 +121,7 @@ class AccountStatusServicer(account_status_service_pb2_grpc.AccountStatusService
                 self.ctx,
                 service=current_caller().subject,
                 verification_id=verification_id,
-                code=request.code,
+                code=code,
             )
             return pb.CompleteContactChangeResponse(
                 changed_at=timestamp(change.changed_at),
@@ -125,12 +134,12 @@ class AccountStatusServicer(account_status_service_pb2_grpc.AccountStatusService
 def _authorization(request: pb.StartContactVerificationRequest) -> status.ChangeAuthorization:
     which = request.WhichOneof("authorization")
     if which == "grant":
-        return status.GrantAuthorization(request.grant)
+        return status.GrantAuthorization(grant_from(request.grant))
     if which == "operator_assisted":
         assisted = request.operator_assisted
         return status.OperatorAssistance(
-            operator_id=assisted.operator_id,
-            reason=assisted.reason,
-            ticket_ref=assisted.ticket_ref,
+            operator_id=operator_id_from(assisted.operator_id, "operator_assisted.operator_id"),
+            reason=reason_from(assisted.reason, "operator_assisted.reason"),
+            ticket_ref=ticket_ref_from(assisted.ticket_ref, "operator_assisted.ticket_ref"),
         )
     raise InvalidArgument.field("grant", "give the user's grant or operator_assisted")

@@ -11,6 +11,6 @@ returns a `CheckOutcome` instead of raising, so the service layer saves the chan
 calls `outcome.proof_or_raise()`. Rejections that change nothing are raised directly.
 
 Modules: `reasons` (error reasons), `contacts`, `passwords`, `events`, `proofs`,
-`ledger` (account-wide code failures), `otp`, `totp`, `recovery`, `sessions`, `throttling`,
-`stepup`, `account`.
+`ledger` (code failures per account and kind of code), `otp`, `totp`, `recovery`, `sessions`,
+`throttling`, `stepup`, `account`.
 """

@@ -3,8 +3,8 @@
 A code is 6 random digits (drawn by the service layer, e.g. `walletcore.crypto.
 random_numeric_code`), stored only as a keyed hash, valid 10 minutes by SMS and at most 60 by
 email, usable once, and dead after 5 wrong tries. States: PENDING -> USED | EXHAUSTED | EXPIRED.
-Every wrong try also counts in the account's `CodeFailureLedger`, which a new code does not
-reset.
+Every wrong try also counts in the `CodeFailureLedger` of the code's purpose for the account
+(or destination), which a new code does not reset.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Final
 
 from walletcore.errors import DomainError
 
-from .ledger import CodeFailureLedger
+from .ledger import CodeFailureLedger, purpose_ledger_subject
 from .proofs import (
     ChallengePurpose,
     CheckOutcome,
@@ -137,8 +137,19 @@ class OtpChallenge:
 
     @property
     def ledger_subject(self) -> str:
-        """The subject of the `CodeFailureLedger` this challenge's failures count in."""
-        return self.account_id if self.account_id is not None else self.destination_ref
+        """The subject of the `CodeFailureLedger` this challenge's failures count in: its
+        purpose's, of the account, or of the destination when there is no account."""
+        owner = self.account_id if self.account_id is not None else self.destination_ref
+        return purpose_ledger_subject(self.purpose, owner)
+
+    @property
+    def is_untried_self_freeze(self) -> bool:
+        """Whether this is a self-freeze code no one has tried yet, which no limit across codes
+        refuses (neither a cooling ledger nor the hourly code checks): anyone who knows the
+        owner's contact can start self-freezes and spend those limits, and the owner must still
+        be able to freeze a stolen account with the code they were sent (SPEC 3). Its failure
+        still counts; another first try costs another code sent to the owner's contact."""
+        return self.purpose is ChallengePurpose.SELF_FREEZE and self.failed_attempts == 0
 
     def check(
         self,
@@ -153,13 +164,15 @@ class OtpChallenge:
 
         Raises, changing nothing, for a malformed code or another purpose's challenge
         (CODE_INVALID), a used or expired one (CODE_EXPIRED), an exhausted one
-        (TOO_MANY_ATTEMPTS) and a ledger in its cooling period (RATE_LIMITED). Otherwise
+        (TOO_MANY_ATTEMPTS) and a ledger in its cooling period (RATE_LIMITED; never for
+        `is_untried_self_freeze`). Otherwise
         returns an outcome: the proof, or a rejection that changed this challenge (and, for a
         wrong code, the ledger), which must be saved before it is raised.
         """
         ledger.require_subject(self.ledger_subject)
         code = normalize_otp_code(raw_code)
-        ledger.ensure_open(now)
+        if not self.is_untried_self_freeze:
+            ledger.ensure_open(now)
         if purpose is not self.purpose:
             raise code_invalid()
         self._ensure_pending()

@@ -13,7 +13,6 @@ class Reason(enum.StrEnum):
     PASSWORD_REJECTED = "PASSWORD_REJECTED"  # noqa: S105 (a name, not a password)
     CODE_INVALID = "CODE_INVALID"
     CODE_EXPIRED = "CODE_EXPIRED"
-    CODE_ALREADY_USED = "CODE_ALREADY_USED"
     TOO_MANY_ATTEMPTS = "TOO_MANY_ATTEMPTS"
     SECOND_FACTOR_REQUIRED = "SECOND_FACTOR_REQUIRED"
     TOTP_ALREADY_ENABLED = "TOTP_ALREADY_ENABLED"
@@ -51,10 +50,6 @@ def code_invalid(field: str = "code", *, attempts_left: int | None = None) -> In
 
 def code_expired() -> FailedPrecondition:
     return FailedPrecondition("the code is no longer valid", reason=Reason.CODE_EXPIRED)
-
-
-def code_already_used() -> FailedPrecondition:
-    return FailedPrecondition("the code was already used", reason=Reason.CODE_ALREADY_USED)
 
 
 def too_many_attempts() -> FailedPrecondition:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
-from .ledger import CodeFailureLedger
+from .ledger import CodeFailureLedger, second_factor_ledger_subject
 from .proofs import (
     ChallengePurpose,
     CheckOutcome,
@@ -24,7 +24,7 @@ from .proofs import (
     accepted,
     rejected,
 )
-from .reasons import code_already_used, code_invalid
+from .reasons import code_invalid
 
 RECOVERY_CODE_COUNT: Final = 10
 RECOVERY_CODE_BYTES: Final = 10
@@ -101,19 +101,19 @@ class RecoveryCodeSet:
         field: str = "recovery_code",
     ) -> CheckOutcome:
         """Uses up the matching code. Raises, changing nothing, for a malformed code
-        (CODE_INVALID), an already used one (CODE_ALREADY_USED) and a ledger cooling down
-        (RATE_LIMITED); a wrong code returns a rejection that counted in the ledger."""
-        ledger.require_subject(self.account_id)
+        (CODE_INVALID) and a ledger cooling down (RATE_LIMITED). A wrong code, and an already
+        used one, return the same rejection (CODE_INVALID), counted in the account's
+        second-factor ledger: a reused code is someone's guess, and answering it apart would
+        tell them which codes the owner has used."""
+        ledger.require_subject(second_factor_ledger_subject(self.account_id))
         canonical = normalize_recovery_code(raw_code, field=field)
         ledger.ensure_open(now)
         # Every stored hash is compared, so timing does not tell which position matched.
         matches = [code for code in self.codes if hasher.verify(canonical, code.code_hash)]
-        if not matches:
+        if not matches or matches[0].used_at is not None:
             ledger.record_failure(now)
             return rejected(code_invalid(field))
         match = matches[0]
-        if match.used_at is not None:
-            raise code_already_used()
         match.used_at = now
         return accepted(
             VerifiedFactor(

@@ -24,6 +24,9 @@ Why the owner is never locked out for good:
   the owner is notified (SIGN_IN_LOCKED) when it happens.
 - A success from any address resets the account's and the pair's counts; it does not reset
   the address's count, or an attacker could clear it with an account of their own.
+- A device token (`domain.device_tokens`) of the account stands in for the address: the pair
+  is then (account, token), and a valid token is known by definition (only a right password
+  earns one). Its failures delay and then lock that token the way a pair's lock an address.
 
 Counters are keyed by an opaque subject, not necessarily an account id: for an identifier
 that matches no account, the service layer uses a keyed hash of the identifier, so unknown and
@@ -129,6 +132,12 @@ class FailureCounter:
     def for_address(cls, client_address: str) -> FailureCounter:
         return cls(CounterScope.ADDRESS, client_address)
 
+    @classmethod
+    def for_device(cls, subject: str, token_id: str) -> FailureCounter:
+        """The pair of an account and a device token: it plays the (account, address) pair's
+        role when the attempt presents the token (no address is spelled `device:...`)."""
+        return cls(CounterScope.ACCOUNT_ADDRESS, f"{subject}|device:{token_id}")
+
     def is_known_pair(self, now: datetime) -> bool:
         return self.last_success_at is not None and now - self.last_success_at < KNOWN_PAIR_MEMORY
 
@@ -140,6 +149,8 @@ class SignInCounters:
     account: FailureCounter
     pair: FailureCounter
     address: FailureCounter
+    vouched: bool = False
+    """The pair is a valid device token's: known, whatever its last success."""
 
     def __post_init__(self) -> None:
         scopes = (self.account.scope, self.pair.scope, self.address.scope)
@@ -189,7 +200,7 @@ class SignInThrottle:
         if counters.account.consecutive_failures >= self.ceiling:
             return ThrottleDecision(allowed=False, reset_required=True)
         waits = [_remaining_wait(self.pair_rule, counters.pair, now)]
-        if not counters.pair.is_known_pair(now):
+        if not (counters.vouched or counters.pair.is_known_pair(now)):
             waits.append(_remaining_wait(self.account_rule, counters.account, now))
             waits.append(_remaining_wait(self.address_rule, counters.address, now))
         retry_after = max(waits)

@@ -4,7 +4,8 @@ The secret is 160 random bits (32 base32 characters). The service layer stores i
 (`TotpFactor.encrypted_secret` is that opaque ciphertext) and passes the decrypted secret to
 the methods that need it. A code is accepted for the current 30-second step or one step either
 side (clock drift), and at most once: the factor remembers the last step it accepted and
-refuses that step and every earlier one.
+refuses that step and every earlier one. A replayed code is refused as a wrong one, and counts
+as one: to whoever replays an intercepted code it is a failed guess.
 
 States: PENDING_CONFIRMATION -> ACTIVE -> DISABLED. An enrolment is confirmed with a first code
 within 10 minutes; 5 wrong confirmation codes end it.
@@ -22,7 +23,11 @@ import pyotp
 
 from walletcore.errors import DomainError, FailedPrecondition, NotFound
 
-from .ledger import CodeFailureLedger
+from .ledger import (
+    CodeFailureLedger,
+    purpose_ledger_subject,
+    second_factor_ledger_subject,
+)
 from .otp import normalize_numeric_code
 from .proofs import (
     ChallengePurpose,
@@ -32,7 +37,7 @@ from .proofs import (
     accepted,
     rejected,
 )
-from .reasons import Reason, code_already_used, code_expired, code_invalid, too_many_attempts
+from .reasons import Reason, code_expired, code_invalid, too_many_attempts
 
 TOTP_SECRET_LENGTH: Final = 32
 """Base32 characters: 32 x 5 = 160 bits."""
@@ -106,6 +111,12 @@ class TotpFactor:
         return self.state is TotpState.ACTIVE
 
     @property
+    def enrollment_ledger_subject(self) -> str:
+        """The ledger of wrong confirmation codes: a pending enrolment's secret is not the
+        second factor yet, so its failures do not cool the active one's down."""
+        return purpose_ledger_subject(ChallengePurpose.TOTP_ENROLLMENT, self.account_id)
+
+    @property
     def enrollment_expires_at(self) -> datetime:
         return self.created_at + ENROLLMENT_LIFETIME
 
@@ -135,9 +146,10 @@ class TotpFactor:
 
         Raises, changing nothing: ENROLLMENT_NOT_FOUND (disabled), TOTP_ALREADY_ENABLED,
         CODE_EXPIRED (older than 10 minutes), TOO_MANY_ATTEMPTS (5 wrong codes), CODE_INVALID
-        (malformed) and RATE_LIMITED (ledger cooling down).
+        (malformed) and RATE_LIMITED (ledger cooling down). `ledger` is the
+        `enrollment_ledger_subject`'s.
         """
-        ledger.require_subject(self.account_id)
+        ledger.require_subject(self.enrollment_ledger_subject)
         self._ensure_pending(now)
         code = normalize_numeric_code(raw_code, digits=parameters.digits)
         ledger.ensure_open(now)
@@ -161,21 +173,23 @@ class TotpFactor:
     ) -> CheckOutcome:
         """Checks a code of an active factor.
 
-        Raises, changing nothing: TOTP_NOT_ENABLED, CODE_INVALID (malformed), RATE_LIMITED
-        (ledger cooling down) and CODE_ALREADY_USED (a replayed or older step). A wrong code
-        returns a rejection that counted in the ledger; a right one a proof for `purpose`.
+        Raises, changing nothing: TOTP_NOT_ENABLED, CODE_INVALID (malformed) and RATE_LIMITED
+        (ledger cooling down). A wrong code, and a replayed one (its step, or an earlier one,
+        was already accepted), return the same rejection (CODE_INVALID), counted in the
+        account's second-factor ledger; a right one returns a proof for `purpose`.
         """
-        ledger.require_subject(self.account_id)
+        ledger.require_subject(second_factor_ledger_subject(self.account_id))
         if not self.is_active:
             raise totp_not_enabled()
         code = normalize_numeric_code(raw_code, digits=parameters.digits)
         ledger.ensure_open(now)
         step = parameters.matching_step(secret, code, now)
-        if step is None:
+        replayed = step is not None and (
+            self.last_accepted_step is not None and step <= self.last_accepted_step
+        )
+        if step is None or replayed:
             ledger.record_failure(now)
             return rejected(code_invalid())
-        if self.last_accepted_step is not None and step <= self.last_accepted_step:
-            raise code_already_used()
         self.last_accepted_step = step
         return accepted(self._proof(purpose, now))
 

@@ -3,10 +3,11 @@
 - `send_code`: every RPC that sends an SMS or e-mail code charges the destination's minute and
   day limits (plus whatever else the RPC is limited by) in ONE limiter check, then issues the
   challenge and writes the code to the outbox.
-- `check_code` / `check_second_factor`: every RPC that checks a code charges the ledger subject's
-  code-check limit, runs the domain check and saves what it changed; a rejection that changed
-  state (a wrong code counts against its limits) is raised as `CommittedRefusal`, so it is
-  committed before the client sees the error.
+- `check_code` / `check_second_factor`: every RPC that checks a code charges the code-check
+  limit of the ledger subject (the account's or destination's, for the kind of code: see
+  `domain.ledger`), runs the domain check and saves what it changed; a rejection that changed
+  state (a wrong or replayed code counts against its limits) is raised as `CommittedRefusal`,
+  so it is committed before the client sees the error.
 
 A TOTP secret is encrypted at rest with the account id as associated data (see
 `encrypt_totp_secret`), so a ciphertext copied to another account's row does not decrypt.
@@ -20,6 +21,7 @@ from typing import Final
 from services.auth.domain.account import Account
 from services.auth.domain.contacts import Contact, Email, Phone
 from services.auth.domain.events import Origin
+from services.auth.domain.ledger import second_factor_ledger_subject
 from services.auth.domain.otp import OtpChallenge, OtpChannel, normalize_numeric_code
 from services.auth.domain.proofs import ChallengePurpose, CheckOutcome, VerifiedFactor, rejected
 from services.auth.domain.reasons import code_expired, code_invalid
@@ -70,7 +72,9 @@ def client_address_hit(client_address: str | None) -> list[Hit]:
 
 
 def code_check_hit(subject: str) -> Hit:
-    """One code check charged to a ledger subject (an account id, or a destination ref)."""
+    """One code check charged to a ledger subject (`domain.ledger.ledger_subject`): the hourly
+    checks are counted per kind of code, like the failures, so that a stranger's checks of
+    reset codes cannot refuse the owner's self-freeze or second factor."""
     return Hit(CODE_CHECKS_PER_ACCOUNT_HOUR, subject)
 
 
@@ -120,19 +124,19 @@ async def check_code(
     challenge_id: str,
     raw_code: str,
     purpose: ChallengePurpose,
-    extra_hits: Sequence[Hit] = (),
 ) -> VerifiedFactor:
     """The proof of a sent code, or the domain's refusal.
 
     An unknown challenge answers like an expired code: there is nothing to learn from probing
-    ids. `extra_hits` lets an RPC that also checks another code charge it in the same single
-    limiter check.
+    ids. An untried self-freeze code is not charged to the hourly code checks, which a
+    stranger can spend (`OtpChallenge.is_untried_self_freeze`).
     """
     challenge = await uow.otp_challenges.get(challenge_id, for_update=True)
     if challenge is None:
         raise code_expired()
     subject = challenge.ledger_subject
-    await enforce(ctx.limiter, [code_check_hit(subject), *extra_hits])
+    if not challenge.is_untried_self_freeze:
+        await enforce(ctx.limiter, [code_check_hit(subject)])
     ledger = await uow.code_failure_ledgers.get_or_new(subject)
     outcome = challenge.check(
         raw_code, purpose=purpose, hasher=ctx.secrets, ledger=ledger, now=ctx.clock()
@@ -168,13 +172,13 @@ async def check_second_factor(
     purpose: ChallengePurpose,
     origin: Origin,
     field: str = "second_factor",
-    charge: bool = True,
 ) -> VerifiedFactor:
     """The proof of exactly one of a TOTP code or a recovery code of `account`.
 
-    Violations name `{field}.totp_code` / `{field}.recovery_code`. Pass `charge=False` only
-    when this RPC's one limiter check already charged the account's code check (e.g. through
-    `check_code(..., extra_hits=[code_check_hit(account.id)])`).
+    Violations name `{field}.totp_code` / `{field}.recovery_code`. A wrong code and a replayed
+    or reused one get the same answer (INVALID_ARGUMENT / CODE_INVALID) and the same charge:
+    one hourly code check and one failure in the account's second-factor ledger, committed
+    with the refusal.
     """
     if (totp_code is None) == (recovery_code is None):
         raise InvalidArgument(
@@ -189,9 +193,9 @@ async def check_second_factor(
         assert recovery_code is not None
         code_field = f"{field}.recovery_code"
         normalize_recovery_code(recovery_code, field=code_field)
-    if charge:
-        await enforce(ctx.limiter, [code_check_hit(account.id)])
-    ledger = await uow.code_failure_ledgers.get_or_new(account.id)
+    subject = second_factor_ledger_subject(account.id)
+    await enforce(ctx.limiter, [code_check_hit(subject)])
+    ledger = await uow.code_failure_ledgers.get_or_new(subject)
     now = ctx.clock()
     if totp_code is not None:
         secret = _totp_secret(ctx, account)
@@ -245,7 +249,8 @@ async def issue_undelivered_challenge(
 ) -> OtpChallenge:
     """A real, stored challenge for a random code that is sent to nobody: what an
     enumeration-safe start hands out when there is no one to send to. Completing it fails like
-    a wrong code, counted in the ledger of `destination_ref` like an account's would be."""
+    a wrong code, counted in the ledger of `destination_ref` (for `purpose`) like an account's
+    would be."""
     challenge = OtpChallenge.issue(
         id=ctx.new_id(),
         account_id=None,

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from services.auth.domain.device_tokens import DEVICE_TOKEN_LIFETIME
 from services.auth.domain.events import (
     AccountSessionsRevoked,
     DomainEvent,
@@ -24,7 +25,12 @@ from services.auth.service.ports import AuthUnitOfWork, PasswordHashing
 from walletcore.clock import Clock
 from walletcore.crypto import KeyRing
 from walletcore.ratelimit.base import Policy, RateLimiter
-from walletcore.ratelimit.policies import CODES_SENT_PER_DESTINATION_MINUTE
+from walletcore.ratelimit.policies import (
+    CODES_SENT_PER_DESTINATION_MINUTE,
+    SIGN_IN_PER_ACCOUNT_MINUTE,
+    SIGN_IN_PER_DEVICE_TOKEN_MINUTE,
+    SIGN_IN_PER_KNOWN_ADDRESS_MINUTE,
+)
 from walletcore.tokens import GrantVerifier, TokenIssuer
 
 
@@ -43,6 +49,13 @@ class AuthRules:
     """The name authenticator apps show next to the account."""
     code_resend: Policy = CODES_SENT_PER_DESTINATION_MINUTE
     """How often one destination may be sent a code (AUTH_CODE_RESEND_INTERVAL_SECONDS)."""
+    sign_in_per_identifier: Policy = SIGN_IN_PER_ACCOUNT_MINUTE
+    """Sign-in attempts per identifier, for attempts without a valid device token."""
+    sign_in_per_device_token: Policy = SIGN_IN_PER_DEVICE_TOKEN_MINUTE
+    """Sign-in attempts per device token, instead of the identifier's, for a valid one."""
+    sign_in_per_known_address: Policy = SIGN_IN_PER_KNOWN_ADDRESS_MINUTE
+    """Sign-in attempts per (account, address) pair that signed in before, without a token."""
+    device_token_lifetime: timedelta = DEVICE_TOKEN_LIFETIME
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +79,8 @@ class AuthContext:
     """Checks auth's own grants (disabling TOTP, regenerating recovery codes)."""
     limiter: RateLimiter
     """Per-destination code sends and per-account code checks (one check per RPC)."""
+    device_tokens: KeyedHasher
+    """Signs and checks the device tokens a right password earns (`domain.device_tokens`)."""
     rules: AuthRules = field(default_factory=AuthRules)
 
 

@@ -109,7 +109,7 @@ class SentNotice:
 
 @dataclass(frozen=True, slots=True)
 class IdempotencyRecord:
-    fingerprint: str
+    body_digest: str
     response: bytes
 
 
@@ -516,7 +516,7 @@ class FakeTransactions:
         record_key = (key.scope, key.owner, key.request_id)
         stored = self.store.idempotency_records.get(record_key)
         if stored is not None:
-            if not hmac.compare_digest(stored.fingerprint, key.fingerprint):
+            if not hmac.compare_digest(stored.body_digest, key.body_digest):
                 raise InvalidArgument(
                     [FieldViolation(REQUEST_ID_FIELD, "was already used for a different request")],
                     "this request_id was already used for a different request",
@@ -527,7 +527,7 @@ class FakeTransactions:
         async def recorded(uow: AuthUnitOfWork) -> bytes:
             response = await work(uow)
             self.store.idempotency_records[record_key] = IdempotencyRecord(
-                key.fingerprint, response
+                key.body_digest, response
             )
             return response
 
@@ -611,6 +611,7 @@ def fake_context(clock: FakeClock | None = None, **overrides: Any) -> AuthContex
         "tokens": TokenIssuer(FAKE_ISSUER, signing_ring, clock),
         "grants": GrantVerifier(StaticKeySet(signing_ring.public_jwks()), FAKE_ISSUER, clock=clock),
         "limiter": InMemoryRateLimiter(clock=clock.microseconds),
+        "device_tokens": SecretHasher.development(context="auth.device_tokens"),
         "rules": AuthRules(),
     }
     unknown = set(overrides) - set(fields)

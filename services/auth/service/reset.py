@@ -172,9 +172,6 @@ async def complete_credential_reset(
             origin=origin,
             field=f"second_factor.{_SECOND_FACTOR_FIELDS[method]}",
             reason=SECOND_FACTOR_INVALID,
-            # The reset code's check already charged this account's code-check limit, in
-            # the RPC's one limiter round trip.
-            charge=False,
         )
     events = account.complete_credential_reset(
         code_proof=proof,

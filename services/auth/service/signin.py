@@ -8,6 +8,16 @@ after its password was right.
 The throttle (`domain.throttling`) is asked before the password is checked; a wrong password
 counts in the account's, the (account, address) pair's and the address's counters, and those
 counts are committed with the refusal.
+
+Device tokens (`domain.device_tokens`, docs/decisions/sign-in-device-tokens.md): a right
+password earns the device a signed token of the account. An attempt presenting a valid token
+of the account its identifier names is charged on the token's own rate limit instead of the
+identifier's, and the token takes the address's place in the throttle's pair; anything else
+(no token, a forged or expired one, another account's) is ignored, exactly as if no token had
+been sent. Without a valid token, an address the account signed in from before (a known
+pair) is charged on its own limit, and any other attempt on the identifier's. So a stranger
+who keeps the identifier's limit exhausted keeps refusing strangers, not the owner's devices
+and addresses.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ from typing import Final, NoReturn
 
 from services.auth.domain.account import Account
 from services.auth.domain.contacts import Contact
+from services.auth.domain.device_tokens import DeviceToken, read_device_token
 from services.auth.domain.events import Origin
 from services.auth.domain.passwords import normalize_password
 from services.auth.domain.proofs import ChallengePurpose, FactorMethod, VerifiedFactor
@@ -29,6 +40,7 @@ from services.auth.service.ports import AuthUnitOfWork
 from services.auth.service.sessions import TokenPair, open_session, parse_bearer_secret
 from walletcore.errors import Unauthenticated
 from walletcore.idempotency import CommittedRefusal
+from walletcore.ratelimit import Hit, enforce
 
 CREDENTIALS_INVALID: Final = "CREDENTIALS_INVALID"
 # Where no connection address is known, all such callers share one address counter.
@@ -47,6 +59,15 @@ class SecondFactorRequired:
 SignInResult = TokenPair | SecondFactorRequired
 
 
+@dataclass(frozen=True, slots=True)
+class SignInAnswer:
+    """What a right password gets: the outcome, and the device token for the next sign-in
+    (the presented one renewed, when it was valid)."""
+
+    outcome: SignInResult
+    device_token: str
+
+
 def credentials_invalid() -> Unauthenticated:
     return Unauthenticated(
         "the identifier or the password is not correct", reason=CREDENTIALS_INVALID
@@ -54,14 +75,23 @@ def credentials_invalid() -> Unauthenticated:
 
 
 async def sign_in(
-    uow: AuthUnitOfWork, ctx: AuthContext, *, identifier: Contact, password: str, origin: Origin
-) -> SignInResult:
-    """Tokens of a new session, or a ticket when the account has TOTP; see the module
-    docstring for what a wrong password, an unknown identifier and a frozen account get."""
+    uow: AuthUnitOfWork,
+    ctx: AuthContext,
+    *,
+    identifier: Contact,
+    password: str,
+    origin: Origin,
+    device_token: str = "",
+) -> SignInAnswer:
+    """Tokens of a new session, or a ticket when the account has TOTP, with a device token;
+    see the module docstring for what a wrong password, an unknown identifier, a frozen
+    account and a device token get."""
     account = await uow.accounts.find_by_contact(identifier)
     subject = account.id if account is not None else _unknown_subject(ctx, identifier)
-    counters = await _load_counters(uow, subject, origin.client_address or _UNKNOWN_ADDRESS)
     now = ctx.clock()
+    device = _device_of(ctx, account, device_token, now)
+    counters = await _load_counters(uow, subject, origin.client_address or _UNKNOWN_ADDRESS, device)
+    await _charge_attempt(ctx, identifier, device, counters, now)
     ctx.rules.throttle.decide(counters, now).raise_if_refused()
     if account is None:
         await ctx.passwords.dummy_verify()
@@ -77,9 +107,10 @@ async def sign_in(
     if upgraded_hash is not None:
         account.upgrade_password_hash(upgraded_hash)
         await uow.accounts.save(account)
+    issued = _next_device_token(ctx, account, device, now)
     if account.totp_active:
-        return await _await_second_factor(uow, ctx, account, origin, now)
-    return await _complete(uow, ctx, account, origin, second_factor=None)
+        return SignInAnswer(await _await_second_factor(uow, ctx, account, origin, now), issued)
+    return SignInAnswer(await _complete(uow, ctx, account, origin, second_factor=None), issued)
 
 
 async def complete_sign_in(
@@ -124,12 +155,64 @@ def _unknown_subject(ctx: AuthContext, identifier: Contact) -> str:
     return ctx.secrets.hash(f"sign-in:{destination_subject(identifier)}")
 
 
-async def _load_counters(uow: AuthUnitOfWork, subject: str, address: str) -> SignInCounters:
-    pair_key = FailureCounter.for_pair(subject, address).key
+def _device_of(
+    ctx: AuthContext, account: Account | None, device_token: str, now: datetime
+) -> DeviceToken | None:
+    """The presented token, when it is valid and names this account; otherwise None, the
+    same as no token (an unknown identifier never has one)."""
+    if account is None:
+        return None
+    token = read_device_token(device_token, ctx.device_tokens, now)
+    return token if token is not None and token.is_for(account.id) else None
+
+
+async def _charge_attempt(
+    ctx: AuthContext,
+    identifier: Contact,
+    device: DeviceToken | None,
+    counters: SignInCounters,
+    now: datetime,
+) -> None:
+    """One attempt on the limit of what vouches for the caller: the device token, else an
+    address the account signed in from before (its known pair), else the identifier (keyed
+    like the code limits, by the normalised identifier, whether or not an account has it)."""
+    if device is not None:
+        hit = Hit(ctx.rules.sign_in_per_device_token, device.token_id)
+    elif counters.pair.is_known_pair(now):
+        hit = Hit(ctx.rules.sign_in_per_known_address, counters.pair.key)
+    else:
+        hit = Hit(ctx.rules.sign_in_per_identifier, destination_subject(identifier))
+    await enforce(ctx.limiter, [hit])
+
+
+def _next_device_token(
+    ctx: AuthContext, account: Account, device: DeviceToken | None, now: datetime
+) -> str:
+    """The presented token renewed (its limits and failures stay with it), or a new one."""
+    if device is not None:
+        token = device.renewed(now, ctx.rules.device_token_lifetime)
+    else:
+        token = DeviceToken.issue(
+            account_id=account.id,
+            token_id=ctx.new_secret(),
+            now=now,
+            lifetime=ctx.rules.device_token_lifetime,
+        )
+    return token.signed(ctx.device_tokens)
+
+
+async def _load_counters(
+    uow: AuthUnitOfWork, subject: str, address: str, device: DeviceToken | None
+) -> SignInCounters:
+    if device is not None:
+        pair_key = FailureCounter.for_device(subject, device.token_id).key
+    else:
+        pair_key = FailureCounter.for_pair(subject, address).key
     return SignInCounters(
         account=await uow.failure_counters.get_or_new(CounterScope.ACCOUNT, subject),
         pair=await uow.failure_counters.get_or_new(CounterScope.ACCOUNT_ADDRESS, pair_key),
         address=await uow.failure_counters.get_or_new(CounterScope.ADDRESS, address),
+        vouched=device is not None,
     )
 
 

@@ -201,12 +201,10 @@ async def prove_second_factor(
     origin: Origin,
     field: str,
     reason: str | None = None,
-    charge: bool = True,
 ) -> VerifiedFactor:
     """`codes.check_second_factor` for a TOTP or recovery `code` that the request carries at
     proto path `field`: a malformed or wrong code is reported on that field, and under
-    `reason` when one is given (e.g. SECOND_FACTOR_INVALID beside a reset's own code).
-    `charge` as `check_second_factor` takes it."""
+    `reason` when one is given (e.g. SECOND_FACTOR_INVALID beside a reset's own code)."""
     try:
         return await check_second_factor(
             uow,
@@ -216,7 +214,6 @@ async def prove_second_factor(
             recovery_code=code if method is FactorMethod.RECOVERY_CODE else None,
             purpose=purpose,
             origin=origin,
-            charge=charge,
         )
     except CommittedRefusal as refusal:
         raise CommittedRefusal(_reported_on(refusal.error, field, reason)) from None

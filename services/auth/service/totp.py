@@ -77,14 +77,15 @@ async def confirm_totp_enrollment(
 ) -> list[str]:
     """Enables TOTP with the app's first code; returns the 10 new recovery codes, formatted
     for display. A wrong code counts against the enrolment (5 tries) and the account's
-    ledger, and is committed before it is refused."""
+    enrolment ledger, and is committed before it is refused."""
     account = await load_own_account(uow, account_id)
     if account.totp is None or account.totp.id != enrollment_id:
         raise NotFound("no TOTP enrolment is pending", reason=Reason.ENROLLMENT_NOT_FOUND)
     # A malformed code costs no attempt, and none of the hourly code checks.
     normalize_numeric_code(code, digits=ctx.rules.totp.digits)
-    await enforce(ctx.limiter, [code_check_hit(account.id)])
-    ledger = await uow.code_failure_ledgers.get_or_new(account.id)
+    subject = account.totp.enrollment_ledger_subject
+    await enforce(ctx.limiter, [code_check_hit(subject)])
+    ledger = await uow.code_failure_ledgers.get_or_new(subject)
     now = ctx.clock()
     recovery_codes, plaintext = _new_recovery_codes(ctx, account, now)
     outcome = account.confirm_totp_enrollment(

@@ -106,6 +106,24 @@ async def start_reset(
     )
 
 
+async def start_self_freeze(
+    app: AuthTestApp,
+    identifier: contact_pb2.Contact,
+    channel: types_pb2.DeliveryChannel.ValueType = SMS,
+) -> pb.StartSelfFreezeResponse:
+    return await app.public.StartSelfFreeze(
+        pb.StartSelfFreezeRequest(request_id=request_id(), identifier=identifier, channel=channel)
+    )
+
+
+async def confirm_self_freeze(
+    app: AuthTestApp, challenge_id: str, code: str
+) -> pb.ConfirmSelfFreezeResponse:
+    return await app.public.ConfirmSelfFreeze(
+        pb.ConfirmSelfFreezeRequest(request_id=request_id(), challenge_id=challenge_id, code=code)
+    )
+
+
 async def complete_reset(
     app: AuthTestApp,
     reset_id: str,

@@ -8,15 +8,19 @@ from typing import Any
 
 import grpc
 import grpc.aio
+import pytest
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.api.auth.harness import AuthTestApp, Metadata, operator_metadata, service_metadata
+from tests.support.profiles import answer_of, examples
 from wallet.auth.v1 import account_admin_service_pb2 as admin_pb
 from wallet.auth.v1 import account_status_service_pb2 as status_pb
 from wallet.common.v1 import contact_pb2, paging_pb2
+
+pytestmark = pytest.mark.fuzz
 
 SERVER_FAULTS = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 OFFICER = operator_metadata(operator_id="officer-fuzz")
@@ -118,11 +122,14 @@ def calls(account_id: str) -> st.SearchStrategy[tuple[str, str, Message]]:
 async def status_of(app: AuthTestApp, port: str, method: str, request: Message) -> grpc.StatusCode:
     stub: Any = app.admin if port == "admin" else app.internal
     metadata: Metadata = OFFICER if port == "admin" else BINDING
-    try:
-        await getattr(stub, method)(request, metadata=metadata, timeout=30)
-    except grpc.aio.AioRpcError as error:
-        return error.code()
-    return grpc.StatusCode.OK
+    code, _ = await answer_of(getattr(stub, method)(request, metadata=metadata, timeout=30))
+    return code
+
+
+def _freeze(account_id: str, *, reason: str = "fraud", ticket_ref: str = "SEC-1") -> Message:
+    return admin_pb.FreezeAccountRequest(
+        request_id="r", account_id=account_id, reason=reason, ticket_ref=ticket_ref
+    )
 
 
 async def test_no_generated_request_is_a_server_error(auth_app: AuthTestApp) -> None:
@@ -131,11 +138,33 @@ async def test_no_generated_request_is_a_server_error(auth_app: AuthTestApp) -> 
 
     # Hypothesis drives the calls from a worker thread; each call runs on the app's loop.
     @settings(
-        max_examples=120,
-        deadline=None,
+        max_examples=examples(120),
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
     @given(call=calls(user.account_id))
+    # Inputs that once broke these ports (pinned, so every run tries them): a ticket reference
+    # longer than its 64-character column, and NUL in text that is stored.
+    @example(call=("admin", "FreezeAccount", _freeze(user.account_id, ticket_ref="T" * 65)))
+    @example(call=("admin", "FreezeAccount", _freeze(user.account_id, reason="fraud\x00")))
+    @example(
+        call=(
+            "internal",
+            "GetAccountStatus",
+            status_pb.GetAccountStatusRequest(account_id=user.account_id, session_id="\x00"),
+        )
+    )
+    @example(
+        call=(
+            "internal",
+            "StartContactVerification",
+            status_pb.StartContactVerificationRequest(
+                request_id="r",
+                account_id=user.account_id,
+                new_contact=contact_pb2.Contact(phone="+8613800138000"),
+                grant="\x00.e30.e30",
+            ),
+        )
+    )
     def answers_without_a_server_fault(call: tuple[str, str, Message]) -> None:
         port, method, request = call
         running = asyncio.run_coroutine_threadsafe(status_of(auth_app, port, method, request), loop)

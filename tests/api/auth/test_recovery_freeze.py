@@ -9,30 +9,18 @@ from datetime import timedelta
 import grpc
 
 from tests.api.auth.harness import AuthTestApp, phone_contact, request_id, service_metadata
-from tests.api.auth.recovery_helpers import EMAIL, SMS, Holder, new_holder, refused
+from tests.api.auth.recovery_helpers import (
+    EMAIL,
+    Holder,
+    confirm_self_freeze,
+    new_holder,
+    refused,
+    start_self_freeze,
+)
 from wallet.auth.v1 import account_status_service_pb2, types_pb2
 from wallet.auth.v1 import auth_service_pb2 as pb
-from wallet.common.v1 import contact_pb2
 
 FROZEN = (grpc.StatusCode.FAILED_PRECONDITION, "ACCOUNT_FROZEN")
-
-
-async def start_self_freeze(
-    app: AuthTestApp,
-    identifier: contact_pb2.Contact,
-    channel: types_pb2.DeliveryChannel.ValueType = SMS,
-) -> pb.StartSelfFreezeResponse:
-    return await app.public.StartSelfFreeze(
-        pb.StartSelfFreezeRequest(request_id=request_id(), identifier=identifier, channel=channel)
-    )
-
-
-async def confirm_self_freeze(
-    app: AuthTestApp, challenge_id: str, code: str
-) -> pb.ConfirmSelfFreezeResponse:
-    return await app.public.ConfirmSelfFreeze(
-        pb.ConfirmSelfFreezeRequest(request_id=request_id(), challenge_id=challenge_id, code=code)
-    )
 
 
 async def self_freeze(app: AuthTestApp, holder: Holder) -> pb.ConfirmSelfFreezeResponse:

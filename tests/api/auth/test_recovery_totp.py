@@ -1,5 +1,6 @@
 """TOTP through real gRPC calls, every code computed by pyotp from the secret alone: enrolment,
-sign-in with the authenticator, replay refused, recovery codes used once, a reset that still
+sign-in with the authenticator, a replayed or reused code answered, recorded and counted as a
+wrong one, recovery codes used once, a reset that still
 needs the second factor, and the grant-guarded changes (each grant works once).
 
 The app runs on a clock the test moves, so each code belongs to the 30-second step the test
@@ -122,7 +123,22 @@ async def test_enrolment_returns_an_otpauth_uri_and_ten_recovery_codes(
     assert account.account.recovery_codes_remaining == 10
 
 
-async def test_sign_in_with_totp_and_a_replayed_code_refused(
+def not_an_authenticator_code(secret: str, clock: FakeClock) -> str:
+    """A well-formed code that no step of the drift window accepts now."""
+    window = {str(pyotp.TOTP(secret).at(clock() + STEP * offset)) for offset in (-1, 0, 1)}
+    return next(code for code in ("000000", "111111", "222222", "333333") if code not in window)
+
+
+async def sign_in_failures(app: AuthTestApp, holder: Holder) -> int:
+    """How many SIGN_IN_FAILED events the holder's own timeline shows."""
+    listed = await app.public.ListSecurityEvents(
+        pb.ListSecurityEventsRequest(types=[types_pb2.SECURITY_EVENT_TYPE_SIGN_IN_FAILED]),
+        metadata=holder.metadata,
+    )
+    return len(listed.events)
+
+
+async def test_a_replayed_totp_code_is_answered_recorded_and_counted_as_a_wrong_one(
     app: AuthTestApp,
     holder: Holder,
     clock: FakeClock,
@@ -130,33 +146,52 @@ async def test_sign_in_with_totp_and_a_replayed_code_refused(
 ) -> None:
     secret, _ = secret_and_codes
     code = authenticator_code(secret, clock)
-    first_ticket = await ticket_for(app, holder)
-
-    signed_in = await complete_sign_in(app, first_ticket, types_pb2.SecondFactor(totp_code=code))
-    replay = await refused(
-        complete_sign_in(app, await ticket_for(app, holder), types_pb2.SecondFactor(totp_code=code))
+    signed_in = await complete_sign_in(
+        app, await ticket_for(app, holder), types_pb2.SecondFactor(totp_code=code)
     )
+    ticket = await ticket_for(app, holder)
+    wrong = types_pb2.SecondFactor(totp_code=not_an_authenticator_code(secret, clock))
+    limit = app.app.ctx.rules.code_failure_policy.limit
+
+    wrong_answers = [await refused(complete_sign_in(app, ticket, wrong)) for _ in range(limit - 1)]
+    replay = await refused(complete_sign_in(app, ticket, types_pb2.SecondFactor(totp_code=code)))
+    clock.advance(STEP)
+    fresh = types_pb2.SecondFactor(totp_code=authenticator_code(secret, clock))
+    after_limit = await refused(complete_sign_in(app, ticket, fresh))
 
     assert signed_in.tokens.access_token
-    assert (replay.code, replay.reason) == (
-        grpc.StatusCode.FAILED_PRECONDITION,
-        "CODE_ALREADY_USED",
+    assert (replay.code, replay.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "CODE_INVALID")
+    assert replay == wrong_answers[0]
+    assert await sign_in_failures(app, holder) == limit
+    # The replay was the limit's last wrong code: even the right one now waits.
+    assert (after_limit.code, after_limit.reason) == (
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "RATE_LIMITED",
     )
 
 
-async def test_a_recovery_code_signs_in_once(
+async def test_a_reused_recovery_code_is_answered_recorded_and_counted_as_a_wrong_one(
     app: AuthTestApp, holder: Holder, secret_and_codes: tuple[str, list[str]]
 ) -> None:
     _, recovery_codes = secret_and_codes
-    second_factor = types_pb2.SecondFactor(recovery_code=recovery_codes[0])
+    used = types_pb2.SecondFactor(recovery_code=recovery_codes[0])
+    signed_in = await complete_sign_in(app, await ticket_for(app, holder), used)
+    ticket = await ticket_for(app, holder)
+    wrong = types_pb2.SecondFactor(recovery_code="0000-0000-0000-0000")
+    limit = app.app.ctx.rules.code_failure_policy.limit
 
-    signed_in = await complete_sign_in(app, await ticket_for(app, holder), second_factor)
-    reuse = await refused(complete_sign_in(app, await ticket_for(app, holder), second_factor))
+    wrong_answers = [await refused(complete_sign_in(app, ticket, wrong)) for _ in range(limit - 1)]
+    reuse = await refused(complete_sign_in(app, ticket, used))
+    unused = types_pb2.SecondFactor(recovery_code=recovery_codes[1])
+    after_limit = await refused(complete_sign_in(app, ticket, unused))
 
     assert signed_in.tokens.access_token
-    assert (reuse.code, reuse.reason) == (
-        grpc.StatusCode.FAILED_PRECONDITION,
-        "CODE_ALREADY_USED",
+    assert (reuse.code, reuse.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "CODE_INVALID")
+    assert reuse == wrong_answers[0]
+    assert await sign_in_failures(app, holder) == limit
+    assert (after_limit.code, after_limit.reason) == (
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "RATE_LIMITED",
     )
 
 

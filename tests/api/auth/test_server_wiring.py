@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
+
 import grpc
 import grpc.aio
 import httpx
 import jwt
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy import select
 
+from services.auth.adapters.tables import idempotency_records
 from services.auth.api.auth_service import unimplemented_rpcs
 from services.auth.bootstrap import (
     ADMIN_SERVICE,
@@ -19,8 +24,10 @@ from services.auth.bootstrap import (
     internal_policy,
     public_policy,
 )
+from services.auth.service.fakes import FakeClock
 from tests.api.auth.conftest import (
     AuthTestApp,
+    StartAuth,
     email_contact,
     operator_metadata,
     request_id,
@@ -32,8 +39,10 @@ from wallet.auth.v1 import (
     auth_service_pb2,
 )
 from wallet.common.v1 import contact_pb2
+from walletcore.clock import utc_now
 from walletcore.grpc.access import PUBLIC
 from walletcore.grpc.status import error_details
+from walletcore.idempotency import IDEMPOTENCY_RETENTION
 from walletcore.identity import OperatorRole
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -238,3 +247,30 @@ async def test_metrics_count_the_rpcs_auth_served(auth_app: AuthTestApp) -> None
         'grpc_server_handled_total{grpc_code="UNAUTHENTICATED",'
         'grpc_method="GetAccount",grpc_service="wallet.auth.v1.AuthService"} 1.0'
     ) in response.text
+
+
+async def request_ids_recorded(app: AuthTestApp) -> set[str]:
+    async with app.app.engine.connect() as connection:
+        return set(await connection.scalars(select(idempotency_records.c.request_id)))
+
+
+async def test_the_service_purges_idempotency_records_past_their_retention(
+    start_auth: StartAuth,
+) -> None:
+    clock = FakeClock(utc_now())
+    async with start_auth(clock=clock, idempotency_purge_interval_seconds=0.05) as app:
+        user = await app.register(email=app.new_email())
+        old = await request_ids_recorded(app)
+        clock.advance(IDEMPOTENCY_RETENTION + timedelta(minutes=1))
+        await app.signed_in(user)
+        fresh = await request_ids_recorded(app) - old
+
+        # The purge runs every 0.05 s of real time; a minute is ample on a loaded machine.
+        for _ in range(1200):
+            if await request_ids_recorded(app) == fresh:
+                break
+            await asyncio.sleep(0.05)
+
+        assert old
+        assert len(fresh) == 1
+        assert await request_ids_recorded(app) == fresh

@@ -38,6 +38,7 @@ from walletcore.grpc.clients import (
     service_token_issuer,
 )
 from walletcore.idempotency import IdempotencyRecords
+from walletcore.service_kit import request_fingerprints
 from walletcore.tokens import DEVELOPMENT_IDENTITY_ISSUER, GrantVerifier
 from walletcore.transactions import SqlTransactions
 from walletcore.users import AUTH_READS, AuthStatusClient, auth_keyset
@@ -74,7 +75,9 @@ async def binding(auth_app: AuthTestApp, tmp_path: Path) -> AsyncIterator[Bindin
     )
     tx = SqlTransactions(
         lambda: SqlBindingUnitOfWork(sessions, encryption=encryption, grants=grants),
-        IdempotencyRecords(tables.idempotency_records, key_ring=encryption),
+        IdempotencyRecords(
+            tables.idempotency_records, fingerprints=request_fingerprints(None), key_ring=encryption
+        ),
     )
     try:
         yield BindingWithAuth(tx, ctx, engine)

@@ -32,7 +32,7 @@ from walletcore.crypto import BlindIndex
 from walletcore.db import create_engine, session_factory
 from walletcore.idempotency import IdempotencyRecords
 from walletcore.notify import NotificationOutbox
-from walletcore.service_kit import EngineAuditReader
+from walletcore.service_kit import EngineAuditReader, request_fingerprints
 
 ACCOUNTS = [f"acc-{number:02d}" for number in range(24)]
 CALLS = 20
@@ -62,7 +62,11 @@ def tx(engine: AsyncEngine, ctx: AuthContext) -> SqlTransactions:
     outbox = NotificationOutbox(tables.outbox, ctx.encryption)
     return SqlTransactions(
         lambda: SqlAuthUnitOfWork(sessions, protection=protection, outbox=outbox),
-        IdempotencyRecords(tables.idempotency_records, key_ring=ctx.encryption),
+        IdempotencyRecords(
+            tables.idempotency_records,
+            fingerprints=request_fingerprints(None),
+            key_ring=ctx.encryption,
+        ),
     )
 
 

@@ -30,6 +30,7 @@ from walletcore.db import create_engine, session_factory
 from walletcore.fakes import FakeClock
 from walletcore.idempotency import IdempotencyRecords
 from walletcore.keys import generate_key
+from walletcore.service_kit import request_fingerprints
 from walletcore.tokens import GrantVerifier, SigningKeyRing, StaticKeySet, TokenIssuer
 from walletcore.transactions import SqlTransactions
 
@@ -108,7 +109,12 @@ def binding(engine: AsyncEngine, vault_engine: AsyncEngine) -> Binding:
     )
     tx = SqlTransactions(
         lambda: SqlBindingUnitOfWork(sessions, encryption=encryption, grants=grants),
-        IdempotencyRecords(tables.idempotency_records, clock=clock, key_ring=encryption),
+        IdempotencyRecords(
+            tables.idempotency_records,
+            fingerprints=request_fingerprints(None),
+            clock=clock,
+            key_ring=encryption,
+        ),
     )
     return Binding(
         tx,

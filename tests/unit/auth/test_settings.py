@@ -24,6 +24,7 @@ SAFE_PRODUCTION = {
     "AUTH_HASH_KEYS": SECRET_SPEC,
     "AUTH_CONTACT_INDEX_KEYS": SECRET_SPEC,
     "AUTH_RATE_LIMIT_SUBJECT_KEY": SECRET_SPEC,
+    "AUTH_IDEMPOTENCY_KEYS": SECRET_SPEC,
     "AUTH_IDENTITY_KEYS_JWKS": json.dumps(
         [{**SigningKeyRing.development("unit-test-idp").public_jwks()[0], "kid": "idp-1"}]
     ),
@@ -77,6 +78,7 @@ def test_a_complete_production_environment_is_accepted(monkeypatch: pytest.Monke
         "AUTH_HASH_KEYS",
         "AUTH_CONTACT_INDEX_KEYS",
         "AUTH_RATE_LIMIT_SUBJECT_KEY",
+        "AUTH_IDEMPOTENCY_KEYS",
         "AUTH_IDENTITY_KEYS_JWKS",
     ],
 )

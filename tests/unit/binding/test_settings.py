@@ -22,6 +22,7 @@ SAFE_PRODUCTION = {
     "BINDING_ENCRYPTION_KEYS": SECRET_SPEC,
     "BINDING_FINGERPRINT_KEYS": SECRET_SPEC,
     "BINDING_VAULT_KEYS": SECRET_SPEC,
+    "BINDING_IDEMPOTENCY_KEYS": SECRET_SPEC,
     "BINDING_SERVICE_IDENTITY_KEYS": SECRET_SPEC,
     "BINDING_IDENTITY_KEYS_JWKS": json.dumps(
         [{**SigningKeyRing.development("unit-test-idp").public_jwks()[0], "kid": "idp-1"}]
@@ -74,6 +75,7 @@ def test_production_starts_with_everything_set(monkeypatch: pytest.MonkeyPatch) 
         "BINDING_ENCRYPTION_KEYS",
         "BINDING_FINGERPRINT_KEYS",
         "BINDING_VAULT_KEYS",
+        "BINDING_IDEMPOTENCY_KEYS",
         "BINDING_SERVICE_IDENTITY_KEYS",
         "BINDING_IDENTITY_KEYS_JWKS",
         "BINDING_KYC_INTERNAL__CA_FILE",

@@ -7,7 +7,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import Message
 
 from walletcore.errors import InvalidArgument
-from walletcore.idempotency import IdempotencyKey, request_fingerprint
+from walletcore.idempotency import IdempotencyKey, request_body_digest
 
 _Field = descriptor_pb2.FieldDescriptorProto
 
@@ -51,13 +51,13 @@ def refund_request(
 
 
 def test_the_request_id_does_not_change_the_fingerprint() -> None:
-    assert request_fingerprint(refund_request("req-1")) == request_fingerprint(
+    assert request_body_digest(refund_request("req-1")) == request_body_digest(
         refund_request("req-2")
     )
 
 
 def test_a_different_body_changes_the_fingerprint() -> None:
-    assert request_fingerprint(refund_request(amount_minor=500)) != request_fingerprint(
+    assert request_body_digest(refund_request(amount_minor=500)) != request_body_digest(
         refund_request(amount_minor=501)
     )
 
@@ -68,20 +68,20 @@ def test_map_entries_hash_the_same_in_any_insertion_order() -> None:
     forward = refund_request(labels=dict(labels))
     backward = refund_request(labels=dict(reversed(labels)))
 
-    assert request_fingerprint(forward) == request_fingerprint(backward)
+    assert request_body_digest(forward) == request_body_digest(backward)
 
 
 def test_fingerprinting_leaves_the_request_untouched() -> None:
     request = refund_request("req-1")
 
-    request_fingerprint(request)
+    request_body_digest(request)
 
     assert request == refund_request("req-1")
 
 
 def test_a_message_without_a_request_id_cannot_be_fingerprinted() -> None:
     with pytest.raises(ValueError, match="request_id"):
-        request_fingerprint(Ping(payload="x"))
+        request_body_digest(Ping(payload="x"))
 
 
 def test_the_key_of_a_request_carries_its_id_and_fingerprint() -> None:
@@ -90,7 +90,7 @@ def test_the_key_of_a_request_carries_its_id_and_fingerprint() -> None:
     key = IdempotencyKey.for_request("wallet.refund.v1.RefundService/RequestRefund", "a-1", request)
 
     assert key == IdempotencyKey(
-        "wallet.refund.v1.RefundService/RequestRefund", "a-1", "req-7", request_fingerprint(request)
+        "wallet.refund.v1.RefundService/RequestRefund", "a-1", "req-7", request_body_digest(request)
     )
 
 

@@ -22,6 +22,7 @@ from walletcore.crypto import BlindIndex, KeyRing, SecretHasher
 from walletcore.db import create_engine, session_factory
 from walletcore.idempotency import IdempotencyRecords
 from walletcore.notify import NotificationOutbox
+from walletcore.service_kit import request_fingerprints
 
 
 @pytest.fixture
@@ -69,7 +70,13 @@ def new_uow(
 @pytest.fixture
 def transactions(new_uow: NewUnitOfWork, key_ring: KeyRing, clock: FakeClock) -> SqlTransactions:
     return SqlTransactions(
-        new_uow, IdempotencyRecords(tables.idempotency_records, clock=clock, key_ring=key_ring)
+        new_uow,
+        IdempotencyRecords(
+            tables.idempotency_records,
+            fingerprints=request_fingerprints(None),
+            clock=clock,
+            key_ring=key_ring,
+        ),
     )
 
 

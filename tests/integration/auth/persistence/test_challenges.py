@@ -77,7 +77,7 @@ async def test_a_used_code_challenge_is_saved_as_used(
             "123456",
             purpose=ChallengePurpose.STEP_UP,
             hasher=hasher,
-            ledger=CodeFailureLedger("acc-1"),
+            ledger=CodeFailureLedger(challenge.ledger_subject),
             now=START + timedelta(minutes=1),
         ).proof_or_raise()
         await uow.otp_challenges.save(challenge)

@@ -12,7 +12,12 @@ import pytest
 from sqlalchemy import text
 
 from services.auth.adapters.uow import SqlAuthUnitOfWork
-from services.auth.domain.ledger import DEFAULT_CODE_FAILURE_POLICY, CodeFailureLedger
+from services.auth.domain.ledger import (
+    DEFAULT_CODE_FAILURE_POLICY,
+    CodeFailureLedger,
+    purpose_ledger_subject,
+)
+from services.auth.domain.proofs import ChallengePurpose
 from services.auth.domain.throttling import CounterScope, FailureCounter
 from tests.integration.auth.persistence.builders import SHANGHAI, START, NewUnitOfWork
 from walletcore.db import dialect_name
@@ -57,6 +62,27 @@ async def test_a_new_subjects_ledger_is_empty_and_comes_back_as_saved(
 
     assert loaded == fresh
     assert other == CodeFailureLedger("acc-2", policy=DEFAULT_CODE_FAILURE_POLICY)
+
+
+async def test_the_longest_scoped_subject_fits(new_uow: NewUnitOfWork) -> None:
+    """A destination ref (a keyed hash under the longest key id) under the longest purpose."""
+    destination_ref = f"{'k' * 32}:{'0' * 64}"
+    longest = max(
+        (
+            purpose_ledger_subject(purpose, destination_ref)
+            for purpose in ChallengePurpose
+            if purpose is not ChallengePurpose.SIGN_IN
+        ),
+        key=len,
+    )
+    async with new_uow() as uow:
+        ledger = await uow.code_failure_ledgers.get_or_new(longest)
+        ledger.record_failure(START)
+        await uow.code_failure_ledgers.save(ledger)
+        await uow.commit()
+
+    async with new_uow() as uow:
+        assert (await uow.code_failure_ledgers.get_or_new(longest)).recent_failures == [START]
 
 
 @pytest.mark.parametrize("earlier_failures", [0, 1], ids=["new subject", "known subject"])

@@ -18,9 +18,9 @@ from walletcore.idempotency import KEY_REUSED_REASON, CommittedRefusal, Idempote
 CREATED = SecurityEvent(SecurityEventType.ACCOUNT_CREATED, "acc-1", START, Actor.user("acc-1"))
 
 
-def key(fingerprint: str = "a" * 64) -> IdempotencyKey:
+def key(body_digest: str = "a" * 64) -> IdempotencyKey:
     return IdempotencyKey(
-        "wallet.auth.v1.AuthService/CompleteRegistration", "anonymous", "r-1", fingerprint
+        "wallet.auth.v1.AuthService/CompleteRegistration", "anonymous", "r-1", body_digest
     )
 
 
@@ -99,7 +99,7 @@ async def test_a_request_id_reused_for_another_request_is_refused(
     await transactions.run_idempotent(key(), register)
 
     with pytest.raises(InvalidArgument) as refused:
-        await transactions.run_idempotent(key(fingerprint="b" * 64), register)
+        await transactions.run_idempotent(key(body_digest="b" * 64), register)
 
     assert refused.value.reason == KEY_REUSED_REASON
 

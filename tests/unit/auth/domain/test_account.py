@@ -22,7 +22,11 @@ from services.auth.domain.events import (
     SecurityEvent,
     SecurityEventType,
 )
-from services.auth.domain.ledger import CodeFailureLedger
+from services.auth.domain.ledger import (
+    CodeFailureLedger,
+    purpose_ledger_subject,
+    second_factor_ledger_subject,
+)
 from services.auth.domain.proofs import ChallengePurpose, FactorMethod, VerifiedFactor
 from services.auth.domain.recovery import RecoveryCodeSet
 from services.auth.domain.sessions import Session
@@ -78,7 +82,9 @@ def with_totp(account: Account, hasher: SecretHasher, now: datetime) -> list[str
         TotpParameters().generator(SECRET).at(now),
         secret=SECRET,
         recovery_codes=codes,
-        ledger=CodeFailureLedger(account.id),
+        ledger=CodeFailureLedger(
+            purpose_ledger_subject(ChallengePurpose.TOTP_ENROLLMENT, account.id)
+        ),
         origin=Origin(),
         now=now,
     ).proof_or_raise()
@@ -361,7 +367,9 @@ def test_enrolment_enables_totp_with_recovery_codes(
             "123456",
             secret=SECRET,
             recovery_codes=RecoveryCodeSet("set-0", "acc-1", now),
-            ledger=CodeFailureLedger("acc-1"),
+            ledger=CodeFailureLedger(
+                purpose_ledger_subject(ChallengePurpose.TOTP_ENROLLMENT, "acc-1")
+            ),
             origin=Origin(),
             now=now,
         )
@@ -385,7 +393,7 @@ def test_a_wrong_enrolment_code_installs_nothing(
         f"{(right + 500_000) % 1_000_000:06d}",
         secret=SECRET,
         recovery_codes=codes,
-        ledger=CodeFailureLedger("acc-1"),
+        ledger=CodeFailureLedger(purpose_ledger_subject(ChallengePurpose.TOTP_ENROLLMENT, "acc-1")),
         origin=Origin(),
         now=now,
     )
@@ -404,7 +412,7 @@ def test_using_a_recovery_code_is_notified_with_the_count_left(
         shown[0],
         purpose=ChallengePurpose.SIGN_IN,
         hasher=hasher,
-        ledger=CodeFailureLedger("acc-1"),
+        ledger=CodeFailureLedger(second_factor_ledger_subject("acc-1")),
         origin=origin,
         now=now,
     )
@@ -453,7 +461,7 @@ def test_regenerating_replaces_every_recovery_code(
         now=now,
     )
     assert SecurityEventType.RECOVERY_CODES_REGENERATED in notified(events)
-    ledger = CodeFailureLedger("acc-1")
+    ledger = CodeFailureLedger(second_factor_ledger_subject("acc-1"))
 
     def redeem(code: str) -> bool:
         return account.redeem_recovery_code(

@@ -9,13 +9,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.auth.domain.ledger import CodeFailureLedger
+from services.auth.domain.ledger import (
+    CodeFailureLedger,
+    CodeFailurePolicy,
+    second_factor_ledger_subject,
+)
 from services.auth.domain.proofs import ChallengePurpose, FactorMethod
 from services.auth.domain.recovery import RecoveryCodeSet, normalize_recovery_code
 from walletcore.crypto import SecretHasher
-from walletcore.errors import FailedPrecondition, InvalidArgument
+from walletcore.errors import InvalidArgument
 
 SIGN_IN = ChallengePurpose.SIGN_IN
+LEDGER = second_factor_ledger_subject("acc-1")
 FORMAT = re.compile(r"([0-9A-HJKMNP-TV-Z]{4}-){3}[0-9A-HJKMNP-TV-Z]{4}")
 
 
@@ -76,7 +81,7 @@ def test_malformed_codes_are_invalid(typed: str) -> None:
 
 def test_a_code_works_once(hasher: SecretHasher, now: datetime) -> None:
     codes, shown = generate(hasher, now)
-    ledger = CodeFailureLedger("acc-1")
+    ledger = CodeFailureLedger(LEDGER)
     proof = codes.redeem(
         shown[3].lower(), purpose=SIGN_IN, hasher=hasher, ledger=ledger, now=now
     ).proof_or_raise()
@@ -86,14 +91,27 @@ def test_a_code_works_once(hasher: SecretHasher, now: datetime) -> None:
         SIGN_IN,
     )
     assert codes.remaining == 9
-    with pytest.raises(FailedPrecondition) as caught:
-        codes.redeem(shown[3], purpose=SIGN_IN, hasher=hasher, ledger=ledger, now=now)
-    assert caught.value.reason == "CODE_ALREADY_USED"
+    reuse = codes.redeem(shown[3], purpose=SIGN_IN, hasher=hasher, ledger=ledger, now=now)
+    wrong = codes.redeem(
+        "0000-0000-0000-0000", purpose=SIGN_IN, hasher=hasher, ledger=ledger, now=now
+    )
+    # A reused code is answered and counted exactly as a wrong one.
+    assert isinstance(reuse.failure, InvalidArgument)
+    assert isinstance(wrong.failure, InvalidArgument)
+    assert (reuse.failure.reason, reuse.failure.message, reuse.failure.violations) == (
+        wrong.failure.reason,
+        wrong.failure.message,
+        wrong.failure.violations,
+    )
+    assert ledger.recent_failures == [now, now]
+    assert codes.remaining == 9
 
 
-def test_a_wrong_code_counts_in_the_account_ledger(hasher: SecretHasher, now: datetime) -> None:
+def test_a_wrong_code_counts_in_the_second_factor_ledger(
+    hasher: SecretHasher, now: datetime
+) -> None:
     codes, _ = generate(hasher, now)
-    ledger = CodeFailureLedger("acc-1")
+    ledger = CodeFailureLedger(LEDGER)
     outcome = codes.redeem(
         "0000-0000-0000-0000", purpose=SIGN_IN, hasher=hasher, ledger=ledger, now=now
     )
@@ -108,12 +126,13 @@ def test_every_code_works_exactly_once_in_any_order(order: list[int]) -> None:
     hasher = SecretHasher.development(context="auth.domain-tests")
     now = datetime.fromisoformat("2025-03-01T12:00:00+00:00")
     codes, shown = generate(hasher, now)
-    ledger = CodeFailureLedger("acc-1")
+    ledger = CodeFailureLedger(LEDGER, policy=CodeFailurePolicy(limit=1000))
     for index in order:
         assert codes.redeem(
             shown[index], purpose=SIGN_IN, hasher=hasher, ledger=ledger, now=now
         ).accepted
     assert codes.remaining == 0
     for code in shown:
-        with pytest.raises(FailedPrecondition):
-            codes.redeem(code, purpose=SIGN_IN, hasher=hasher, ledger=ledger, now=now)
+        outcome = codes.redeem(code, purpose=SIGN_IN, hasher=hasher, ledger=ledger, now=now)
+        assert outcome.failure is not None
+        assert outcome.failure.reason == "CODE_INVALID"

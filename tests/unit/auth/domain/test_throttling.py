@@ -15,7 +15,10 @@ from services.auth.domain.throttling import (
     SignInCounters,
     SignInThrottle,
 )
+from tests.support.profiles import examples
 from walletcore.errors import FailedPrecondition, ResourceExhausted
+
+pytestmark = pytest.mark.fuzz
 
 THROTTLE = SignInThrottle()
 HOME, ATTACKER = "192.0.2.10", "203.0.113.66"
@@ -157,7 +160,7 @@ attempt = st.tuples(
 )
 
 
-@settings(max_examples=60)
+@settings(max_examples=examples(60))
 @given(st.lists(attempt, max_size=300))
 def test_never_more_than_100_consecutive_failures(attempts: list[tuple[int, str, int]]) -> None:
     store = Accounts()
@@ -178,7 +181,7 @@ def test_never_more_than_100_consecutive_failures(attempts: list[tuple[int, str,
         assert counters.account.consecutive_failures == consecutive
 
 
-@settings(max_examples=60)
+@settings(max_examples=examples(60))
 @given(st.lists(st.tuples(st.integers(0, 120), st.integers(0, 50)), max_size=200))
 def test_an_attack_never_keeps_the_owner_at_a_known_address_out(
     attacks: list[tuple[int, int]],

@@ -10,7 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.auth.domain.ledger import CodeFailureLedger, CodeFailurePolicy
+from services.auth.domain.ledger import (
+    CodeFailureLedger,
+    CodeFailurePolicy,
+    purpose_ledger_subject,
+    second_factor_ledger_subject,
+)
 from services.auth.domain.proofs import ChallengePurpose, CheckOutcome, FactorMethod
 from services.auth.domain.totp import (
     TotpFactor,
@@ -34,6 +39,8 @@ SIX_DIGITS = TotpParameters()
 SIGN_IN = ChallengePurpose.SIGN_IN
 # Fixed, so that which codes collide inside a drift window is the same on every run.
 SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+ENROLMENT_LEDGER = purpose_ledger_subject(ChallengePurpose.TOTP_ENROLLMENT, "acc-1")
+SECOND_FACTOR_LEDGER = second_factor_ledger_subject("acc-1")
 
 
 def at(unix_seconds: float) -> datetime:
@@ -49,11 +56,16 @@ def failure_reason(outcome: CheckOutcome) -> str:
     return outcome.failure.reason
 
 
+def answer(error: InvalidArgument) -> tuple[object, ...]:
+    """What a client sees of a refusal."""
+    return (type(error), error.reason, error.message, error.violations, error.metadata)
+
+
 def active_factor(now: datetime) -> TotpFactor:
     factor = TotpFactor.start_enrollment(
         id="totp-1", account_id="acc-1", encrypted_secret=b"sealed", now=now
     )
-    factor.confirm(code_at(now), secret=SECRET, ledger=CodeFailureLedger("acc-1"), now=now)
+    factor.confirm(code_at(now), secret=SECRET, ledger=CodeFailureLedger(ENROLMENT_LEDGER), now=now)
     return factor
 
 
@@ -94,12 +106,14 @@ def test_enrolment_is_confirmed_by_a_first_code(now: datetime) -> None:
     )
     assert factor.state is TotpState.PENDING_CONFIRMATION
     proof = factor.confirm(
-        code_at(now), secret=SECRET, ledger=CodeFailureLedger("acc-1"), now=now
+        code_at(now), secret=SECRET, ledger=CodeFailureLedger(ENROLMENT_LEDGER), now=now
     ).proof_or_raise()
     assert (proof.method, proof.purpose) == (FactorMethod.TOTP, ChallengePurpose.TOTP_ENROLLMENT)
     assert (factor.state, factor.confirmed_at) == (TotpState.ACTIVE, now)
     with pytest.raises(FailedPrecondition) as caught:
-        factor.confirm(code_at(now), secret=SECRET, ledger=CodeFailureLedger("acc-1"), now=now)
+        factor.confirm(
+            code_at(now), secret=SECRET, ledger=CodeFailureLedger(ENROLMENT_LEDGER), now=now
+        )
     assert caught.value.reason == "TOTP_ALREADY_ENABLED"
 
 
@@ -109,7 +123,9 @@ def test_enrolment_expires_after_ten_minutes(now: datetime) -> None:
     )
     late = now + timedelta(minutes=10)
     with pytest.raises(FailedPrecondition) as caught:
-        factor.confirm(code_at(late), secret=SECRET, ledger=CodeFailureLedger("acc-1"), now=late)
+        factor.confirm(
+            code_at(late), secret=SECRET, ledger=CodeFailureLedger(ENROLMENT_LEDGER), now=late
+        )
     assert caught.value.reason == "CODE_EXPIRED"
 
 
@@ -117,7 +133,7 @@ def test_five_wrong_confirmations_end_the_enrolment(now: datetime) -> None:
     factor = TotpFactor.start_enrollment(
         id="totp-1", account_id="acc-1", encrypted_secret=b"sealed", now=now
     )
-    ledger = CodeFailureLedger("acc-1", policy=CodeFailurePolicy(limit=100))
+    ledger = CodeFailureLedger(ENROLMENT_LEDGER, policy=CodeFailurePolicy(limit=100))
     wrong = str((int(code_at(now)) + 500_000) % 1_000_000).zfill(6)
     reasons = [
         failure_reason(factor.confirm(wrong, secret=SECRET, ledger=ledger, now=now))
@@ -134,7 +150,11 @@ def test_one_step_of_drift_either_way_is_accepted(now: datetime, steps: int) -> 
     factor = active_factor(now - timedelta(minutes=5))
     drifted = code_at(now + timedelta(seconds=30 * steps))
     outcome = factor.check(
-        drifted, secret=SECRET, purpose=SIGN_IN, ledger=CodeFailureLedger("acc-1"), now=now
+        drifted,
+        secret=SECRET,
+        purpose=SIGN_IN,
+        ledger=CodeFailureLedger(SECOND_FACTOR_LEDGER),
+        now=now,
     )
     assert outcome.proof_or_raise().purpose is SIGN_IN
 
@@ -142,7 +162,7 @@ def test_one_step_of_drift_either_way_is_accepted(now: datetime, steps: int) -> 
 @pytest.mark.parametrize("steps", [-2, 2])
 def test_two_steps_of_drift_are_rejected_and_counted(now: datetime, steps: int) -> None:
     factor = active_factor(now - timedelta(minutes=5))
-    ledger = CodeFailureLedger("acc-1")
+    ledger = CodeFailureLedger(SECOND_FACTOR_LEDGER)
     drifted = code_at(now + timedelta(seconds=30 * steps))
     outcome = factor.check(drifted, secret=SECRET, purpose=SIGN_IN, ledger=ledger, now=now)
     assert isinstance(outcome.failure, InvalidArgument)
@@ -150,23 +170,48 @@ def test_two_steps_of_drift_are_rejected_and_counted(now: datetime, steps: int) 
     assert ledger.recent_failures == [now]
 
 
-def test_a_code_is_accepted_at_most_once(now: datetime) -> None:
+def test_a_code_is_accepted_at_most_once_and_a_replay_counts_as_a_wrong_code(
+    now: datetime,
+) -> None:
     factor = active_factor(now - timedelta(minutes=5))
-    ledger = CodeFailureLedger("acc-1")
+    ledger = CodeFailureLedger(SECOND_FACTOR_LEDGER)
     code = code_at(now)
     assert factor.check(code, secret=SECRET, purpose=SIGN_IN, ledger=ledger, now=now).accepted
-    with pytest.raises(FailedPrecondition) as caught:
-        factor.check(code, secret=SECRET, purpose=SIGN_IN, ledger=ledger, now=now)
-    assert caught.value.reason == "CODE_ALREADY_USED"
+    later = now + timedelta(seconds=10)
+    replay = factor.check(code, secret=SECRET, purpose=SIGN_IN, ledger=ledger, now=later)
+    wrong = str((int(code) + 500_000) % 1_000_000).zfill(6)
+    wrong_outcome = factor.check(wrong, secret=SECRET, purpose=SIGN_IN, ledger=ledger, now=later)
+    assert isinstance(replay.failure, InvalidArgument)
+    assert isinstance(wrong_outcome.failure, InvalidArgument)
+    assert answer(replay.failure) == answer(wrong_outcome.failure)
+    assert ledger.recent_failures == [later, later]
 
 
 def test_an_older_step_is_refused_after_a_newer_one(now: datetime) -> None:
     factor = active_factor(now - timedelta(minutes=5))
-    ledger = CodeFailureLedger("acc-1")
+    ledger = CodeFailureLedger(SECOND_FACTOR_LEDGER)
     newer = code_at(now + timedelta(seconds=30))
     assert factor.check(newer, secret=SECRET, purpose=SIGN_IN, ledger=ledger, now=now).accepted
-    with pytest.raises(FailedPrecondition, match="already used"):
-        factor.check(code_at(now), secret=SECRET, purpose=SIGN_IN, ledger=ledger, now=now)
+    older = factor.check(code_at(now), secret=SECRET, purpose=SIGN_IN, ledger=ledger, now=now)
+    assert failure_reason(older) == "CODE_INVALID"
+    newer_step = SIX_DIGITS.generator(SECRET).timecode(now + timedelta(seconds=30))
+    assert factor.last_accepted_step == newer_step
+    assert ledger.recent_failures == [now]
+
+
+def test_factor_failures_count_in_the_second_factor_ledger_only(now: datetime) -> None:
+    factor = active_factor(now)
+    with pytest.raises(ValueError, match="another subject"):
+        factor.check(
+            code_at(now), secret=SECRET, purpose=SIGN_IN, ledger=CodeFailureLedger("acc-1"), now=now
+        )
+    pending = TotpFactor.start_enrollment(
+        id="totp-2", account_id="acc-1", encrypted_secret=b"sealed", now=now
+    )
+    with pytest.raises(ValueError, match="another subject"):
+        pending.confirm(
+            code_at(now), secret=SECRET, ledger=CodeFailureLedger(SECOND_FACTOR_LEDGER), now=now
+        )
 
 
 def test_pending_and_disabled_factors_check_nothing(now: datetime) -> None:
@@ -182,7 +227,7 @@ def test_pending_and_disabled_factors_check_nothing(now: datetime) -> None:
                 code_at(now),
                 secret=SECRET,
                 purpose=SIGN_IN,
-                ledger=CodeFailureLedger("acc-1"),
+                ledger=CodeFailureLedger(SECOND_FACTOR_LEDGER),
                 now=now,
             )
         assert caught.value.reason == "TOTP_NOT_ENABLED"
@@ -192,7 +237,7 @@ def test_pending_and_disabled_factors_check_nothing(now: datetime) -> None:
 def test_accepted_steps_only_ever_increase(presentations: list[tuple[int, int]]) -> None:
     start = at(1_740_000_000)
     factor = active_factor(start)
-    ledger = CodeFailureLedger("acc-1", policy=CodeFailurePolicy(limit=1000))
+    ledger = CodeFailureLedger(SECOND_FACTOR_LEDGER, policy=CodeFailurePolicy(limit=1000))
     elapsed = 0
     assert factor.last_accepted_step is not None
     accepted_steps = [factor.last_accepted_step]
@@ -206,8 +251,11 @@ def test_accepted_steps_only_ever_increase(presentations: list[tuple[int, int]])
         except FailedPrecondition as refused:
             refusals.add(refused.reason)
             continue
+        if outcome.failure is not None:
+            refusals.add(outcome.failure.reason)
         if outcome.accepted:
             assert factor.last_accepted_step is not None
             accepted_steps.append(factor.last_accepted_step)
     assert accepted_steps == sorted(set(accepted_steps))
-    assert refusals <= {"CODE_ALREADY_USED"}
+    # A replayed or older step is refused as a wrong code.
+    assert refusals <= {"CODE_INVALID"}

@@ -12,7 +12,8 @@ import pyotp
 
 from services.auth.domain.contacts import Contact, Email, Phone
 from services.auth.domain.events import Actor, Device, Origin
-from services.auth.domain.ledger import CodeFailureLedger
+from services.auth.domain.ledger import CodeFailureLedger, purpose_ledger_subject
+from services.auth.domain.proofs import ChallengePurpose
 from services.auth.domain.recovery import RecoveryCodeSet
 from services.auth.domain.totp import generate_totp_secret
 from services.auth.service import registration
@@ -106,7 +107,9 @@ async def enable_totp(
             pyotp.TOTP(secret).at(now),
             secret=secret,
             recovery_codes=codes,
-            ledger=CodeFailureLedger(account_id),
+            ledger=CodeFailureLedger(
+                purpose_ledger_subject(ChallengePurpose.TOTP_ENROLLMENT, account_id)
+            ),
             origin=ORIGIN,
             now=now,
         ).proof_or_raise()

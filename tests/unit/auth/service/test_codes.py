@@ -9,6 +9,7 @@ from typing import TypeVar
 import pytest
 
 from services.auth.domain.contacts import Contact, Email
+from services.auth.domain.ledger import second_factor_ledger_subject
 from services.auth.domain.otp import OtpChallenge
 from services.auth.domain.proofs import ChallengePurpose, FactorMethod, VerifiedFactor
 from services.auth.domain.reasons import Reason
@@ -167,7 +168,7 @@ async def test_a_wrong_code_is_refused_and_its_attempt_stays_counted(
     assert isinstance(error, InvalidArgument)
     assert (error.reason, error.metadata["attempts_left"]) == (Reason.CODE_INVALID, "4")
     assert store.otp_challenges[challenge.id].failed_attempts == 1
-    assert len(store.code_failure_ledgers["acc-1"].recent_failures) == 1
+    assert len(store.code_failure_ledgers[challenge.ledger_subject].recent_failures) == 1
 
 
 async def test_five_wrong_codes_end_the_challenge_even_for_the_right_code(
@@ -245,8 +246,14 @@ def second_factor(
     return work
 
 
-async def test_a_totp_code_is_accepted_once(
-    tx: FakeTransactions, ctx: AuthContext, clock: FakeClock
+def answer(error: Exception) -> tuple[object, ...]:
+    """What a client sees of a code refusal."""
+    assert isinstance(error, InvalidArgument)
+    return (type(error), error.reason, error.message, error.violations, error.metadata)
+
+
+async def test_a_totp_code_is_accepted_once_and_a_replay_is_a_counted_wrong_code(
+    tx: FakeTransactions, ctx: AuthContext, clock: FakeClock, store: FakeStore
 ) -> None:
     account_id = (await register(tx, ctx)).account_id
     app = await enable_totp(tx, ctx, clock, account_id)
@@ -254,9 +261,12 @@ async def test_a_totp_code_is_accepted_once(
 
     proof = await tx.run(second_factor(ctx, account_id, totp=code))
     replay = await refusal(tx, second_factor(ctx, account_id, totp=code))
+    wrong_code = await refusal(tx, second_factor(ctx, account_id, totp=wrong(code)))
 
     assert (proof.method, proof.purpose) == (FactorMethod.TOTP, ChallengePurpose.SIGN_IN)
-    assert replay.reason == Reason.CODE_ALREADY_USED
+    assert answer(replay) == answer(wrong_code)
+    ledger = store.code_failure_ledgers[second_factor_ledger_subject(account_id)]
+    assert len(ledger.recent_failures) == 2
 
 
 async def test_a_wrong_totp_code_names_the_request_field_and_counts_in_the_ledger(
@@ -270,7 +280,10 @@ async def test_a_wrong_totp_code_names_the_request_field_and_counts_in_the_ledge
     assert isinstance(error, InvalidArgument)
     assert error.reason == Reason.CODE_INVALID
     assert [v.field for v in error.violations] == ["second_factor.totp_code"]
-    assert len(store.code_failure_ledgers[account_id].recent_failures) == 1
+    assert (
+        len(store.code_failure_ledgers[second_factor_ledger_subject(account_id)].recent_failures)
+        == 1
+    )
 
 
 async def test_a_malformed_totp_code_costs_no_attempt(
@@ -283,7 +296,7 @@ async def test_a_malformed_totp_code_costs_no_attempt(
 
     assert isinstance(error, InvalidArgument)
     assert [v.field for v in error.violations] == ["second_factor.totp_code"]
-    assert account_id not in store.code_failure_ledgers
+    assert second_factor_ledger_subject(account_id) not in store.code_failure_ledgers
 
 
 async def test_a_recovery_code_works_once_and_every_contact_hears_of_it(
@@ -295,9 +308,12 @@ async def test_a_recovery_code_works_once_and_every_contact_hears_of_it(
 
     proof = await tx.run(second_factor(ctx, account_id, recovery=code.lower()))
     again = await refusal(tx, second_factor(ctx, account_id, recovery=code))
+    wrong_code = await refusal(tx, second_factor(ctx, account_id, recovery="AAAA-AAAA-AAAA-AAAA"))
 
     assert proof.method is FactorMethod.RECOVERY_CODE
-    assert again.reason == Reason.CODE_ALREADY_USED
+    assert answer(again) == answer(wrong_code)
+    ledger = store.code_failure_ledgers[second_factor_ledger_subject(account_id)]
+    assert len(ledger.recent_failures) == 2
     notices = store.notifier.notices_to(PHONE)
     assert [n.event.type.value for n in notices][-1] == "RECOVERY_CODE_USED"
     remaining = store.accounts[account_id].recovery_codes

@@ -6,6 +6,8 @@ from collections.abc import Awaitable, Callable
 
 from services.auth.domain.contacts import Contact, VerifiedContact
 from services.auth.domain.events import SecurityEventType
+from services.auth.domain.ledger import purpose_ledger_subject
+from services.auth.domain.proofs import ChallengePurpose
 from services.auth.domain.reasons import Reason
 from services.auth.service import contacts, sessions, signin, timeline
 from services.auth.service.context import AuthContext
@@ -127,7 +129,14 @@ async def test_a_wrong_code_adds_nothing_and_stays_counted(
 
     assert error.reason == Reason.CODE_INVALID
     assert store.accounts[account_id].contact_values == (PHONE,)
-    assert len(store.code_failure_ledgers[account_id].recent_failures) == 1
+    assert (
+        len(
+            store.code_failure_ledgers[
+                purpose_ledger_subject(ChallengePurpose.CONTACT_VERIFICATION, account_id)
+            ].recent_failures
+        )
+        == 1
+    )
 
 
 async def test_a_frozen_account_still_reads_itself(tx: FakeTransactions, ctx: AuthContext) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from services.auth.domain.contacts import Contact, Email, Phone
 from services.auth.domain.events import RevokeReason, SecurityEventType
+from services.auth.domain.ledger import second_factor_ledger_subject
 from services.auth.domain.otp import OtpChannel
 from services.auth.domain.proofs import FactorMethod
 from services.auth.domain.throttling import CounterScope, FailureCounter
@@ -334,7 +335,8 @@ async def test_a_recovery_code_can_be_the_second_factor_once(
         ),
     )
 
-    assert error.reason == "CODE_ALREADY_USED"
+    # A reused recovery code is a wrong second factor.
+    assert error.reason == "SECOND_FACTOR_INVALID"
     assert await password_works(store, ctx, NEW_PASSWORD)
 
 
@@ -404,33 +406,38 @@ async def test_a_code_sent_before_a_freeze_cannot_reset_the_frozen_account(
     assert await password_works(store, ctx, PASSWORD)
 
 
-class CountingLimiter:
-    """The context's limiter, counting the checks (each one a Redis round trip in production)."""
+class RecordingLimiter:
+    """The context's limiter, recording the subjects each check charges."""
 
     def __init__(self, inner: RateLimiter) -> None:
         self.inner = inner
-        self.checks = 0
+        self.subjects: list[str] = []
 
     async def check(self, hits: Sequence[Hit]) -> Decision:
-        self.checks += 1
+        self.subjects.extend(hit.subject for hit in hits)
         return await self.inner.check(hits)
 
     async def close(self) -> None:
         await self.inner.close()
 
 
-async def test_a_reset_with_a_second_factor_checks_the_limits_once(
+async def test_the_second_factor_is_charged_only_once_the_reset_code_was_right(
     tx: FakeTransactions, ctx: AuthContext, clock: FakeClock, store: FakeStore
 ) -> None:
+    """Anyone can start a reset for the owner's phone and send wrong codes with a second
+    factor: those must not spend the owner's second-factor checks (SPEC 3)."""
     await add_account(tx, ctx)
     factor = await enable_totp(tx, ctx, clock)
     started = await start(tx, ctx)
-    limiter = CountingLimiter(ctx.limiter)
-    counted = dataclasses.replace(ctx, limiter=limiter)
-
+    limiter = RecordingLimiter(ctx.limiter)
+    recorded = dataclasses.replace(ctx, limiter=limiter)
+    code = store.notifier.last_code(PHONE)
     totp = (FactorMethod.TOTP, factor.code_now(clock))
-    await tx.run(
-        complete(counted, started.challenge_id, store.notifier.last_code(PHONE), second_factor=totp)
-    )
+    second_factor_subject = second_factor_ledger_subject("acc-1")
 
-    assert limiter.checks == 1
+    wrong_code = f"{(int(code) + 1) % 1_000_000:06d}"
+    await refusal(tx, complete(recorded, started.challenge_id, wrong_code, second_factor=totp))
+    assert second_factor_subject not in limiter.subjects
+    await tx.run(complete(recorded, started.challenge_id, code, second_factor=totp))
+
+    assert limiter.subjects.count(second_factor_subject) == 1

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from services.auth.domain.contacts import Contact, Phone
 from services.auth.domain.events import Device, Origin
+from services.auth.domain.ledger import second_factor_ledger_subject
 from services.auth.domain.proofs import FactorMethod
 from services.auth.domain.reasons import Reason
 from services.auth.service import signin
@@ -50,9 +51,10 @@ def sign_in(
     origin: Origin = ORIGIN,
 ) -> SignIn:
     async def work(uow: AuthUnitOfWork) -> signin.SignInResult:
-        return await signin.sign_in(
+        answer = await signin.sign_in(
             uow, ctx, identifier=identifier, password=password, origin=origin
         )
+        return answer.outcome
 
     return work
 
@@ -235,6 +237,30 @@ async def test_a_totp_code_completes_the_sign_in_once(
     assert again.reason == Reason.TICKET_INVALID
 
 
+async def test_a_replayed_totp_code_is_a_failed_sign_in(
+    tx: FakeTransactions, ctx: AuthContext, clock: FakeClock, store: FakeStore
+) -> None:
+    account_id = (await register(tx, ctx)).account_id
+    app = await enable_totp(tx, ctx, clock, account_id)
+    code = app.code_now(clock)
+    first = await tx.run(sign_in(ctx))
+    second = await tx.run(sign_in(ctx))
+    assert isinstance(first, signin.SecondFactorRequired)
+    assert isinstance(second, signin.SecondFactorRequired)
+    await tx.run(complete(ctx, first.ticket, totp=code))
+    failed_before = event_types(store, account_id).count("SIGN_IN_FAILED")
+
+    replay = await refusal(tx, complete(ctx, second.ticket, totp=code))
+
+    assert isinstance(replay, InvalidArgument)
+    assert replay.reason == Reason.CODE_INVALID
+    assert event_types(store, account_id).count("SIGN_IN_FAILED") == failed_before + 1
+    assert (
+        len(store.code_failure_ledgers[second_factor_ledger_subject(account_id)].recent_failures)
+        == 1
+    )
+
+
 async def test_a_recovery_code_completes_the_sign_in(
     tx: FakeTransactions, ctx: AuthContext, clock: FakeClock, store: FakeStore
 ) -> None:
@@ -264,7 +290,10 @@ async def test_a_wrong_second_factor_is_counted_and_the_ticket_stays_usable(
     assert isinstance(error, InvalidArgument)
     assert error.reason == Reason.CODE_INVALID
     assert "SIGN_IN_FAILED" in event_types(store, account_id)
-    assert len(store.code_failure_ledgers[account_id].recent_failures) == 1
+    assert (
+        len(store.code_failure_ledgers[second_factor_ledger_subject(account_id)].recent_failures)
+        == 1
+    )
     assert tokens.session_id in store.sessions
 
 

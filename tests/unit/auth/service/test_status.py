@@ -10,6 +10,8 @@ import pytest
 from services.auth.domain.account import Account, AccountStatus
 from services.auth.domain.contacts import Email, Phone, VerifiedContact
 from services.auth.domain.events import NO_CLIENT, Actor, Origin, SecurityEventType
+from services.auth.domain.ledger import purpose_ledger_subject
+from services.auth.domain.proofs import ChallengePurpose
 from services.auth.domain.sessions import Session
 from services.auth.service import admin, status
 from services.auth.service.context import AuthContext
@@ -358,7 +360,14 @@ async def test_a_wrong_code_counts_and_the_right_one_works_once(
         await complete(tx, ctx, started.verification_id, code)
 
     assert caught.value.reason == "CODE_INVALID"
-    assert len(store.code_failure_ledgers[alice].recent_failures) == 1
+    assert (
+        len(
+            store.code_failure_ledgers[
+                purpose_ledger_subject(ChallengePurpose.CONTACT_CHANGE, alice)
+            ].recent_failures
+        )
+        == 1
+    )
     assert replayed.value.reason == "CODE_EXPIRED"
 
 

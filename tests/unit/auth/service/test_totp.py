@@ -11,6 +11,8 @@ import pyotp
 import pytest
 
 from services.auth.domain.events import SecurityEventType
+from services.auth.domain.ledger import purpose_ledger_subject
+from services.auth.domain.proofs import ChallengePurpose
 from services.auth.domain.stepup import StepUpPurpose
 from services.auth.service import codes, totp
 from services.auth.service.context import AuthContext
@@ -153,7 +155,14 @@ async def test_a_wrong_first_code_counts_and_is_committed(
 
     assert isinstance(error, InvalidArgument)
     assert (error.reason, error.metadata) == ("CODE_INVALID", {"attempts_left": "4"})
-    assert len(store.code_failure_ledgers["acc-1"].recent_failures) == 1
+    assert (
+        len(
+            store.code_failure_ledgers[
+                purpose_ledger_subject(ChallengePurpose.TOTP_ENROLLMENT, "acc-1")
+            ].recent_failures
+        )
+        == 1
+    )
     assert not store.accounts["acc-1"].totp_active
 
 

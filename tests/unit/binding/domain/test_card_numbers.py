@@ -8,7 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.binding.domain.cards import CardBrand, CardNumber, brand_of, luhn_valid
+from tests.support.profiles import examples
 from walletcore.errors import InvalidArgument
+
+pytestmark = pytest.mark.fuzz
 
 # Public test numbers the networks and acquirers publish for integration testing.
 PUBLIC_TEST_CARDS = {
@@ -161,7 +164,7 @@ def test_the_number_never_shows_in_its_repr_or_str() -> None:
         assert "4242" in text  # the last 4, as the user sees them
 
 
-@settings(derandomize=True, max_examples=200)
+@settings(max_examples=examples(200))
 @given(digits=st.text(alphabet="0123456789", min_size=11, max_size=18))
 def test_appending_the_luhn_digit_passes_and_any_other_digit_fails(digits: str) -> None:
     passing = [check for check in "0123456789" if luhn_valid(digits + check)]
@@ -169,7 +172,7 @@ def test_appending_the_luhn_digit_passes_and_any_other_digit_fails(digits: str) 
     assert len(passing) == 1
 
 
-@settings(derandomize=True, max_examples=200)
+@settings(max_examples=examples(200))
 @given(raw=st.text(max_size=40))
 def test_refusals_never_echo_the_input(raw: str) -> None:
     try:

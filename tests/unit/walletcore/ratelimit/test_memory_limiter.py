@@ -8,8 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.profiles import examples
 from walletcore.errors import ResourceExhausted
 from walletcore.ratelimit import Decision, Hit, InMemoryRateLimiter, Policy, enforce
+
+pytestmark = pytest.mark.fuzz
 
 SECOND_US = 1_000_000
 PER_MINUTE = Policy("per_minute", 3, 60)
@@ -182,7 +185,7 @@ steps = st.lists(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150))
 @given(
     per_subject_limit=st.integers(min_value=3, max_value=6),
     shared_limit=st.integers(min_value=3, max_value=9),

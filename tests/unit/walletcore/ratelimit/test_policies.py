@@ -19,4 +19,6 @@ def test_the_defaults_are_the_spec_limits_under_stable_names() -> None:
         "code_checks_per_account_hour": (20, 3600),
         "sign_in_per_client_address_minute": (30, 60),
         "sign_in_per_account_minute": (10, 60),
+        "sign_in_per_device_token_minute": (10, 60),
+        "sign_in_per_known_address_minute": (10, 60),
     }

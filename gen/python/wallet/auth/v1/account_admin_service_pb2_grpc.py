@@ -38,7 +38,9 @@ class AccountAdminServiceStub:
     and the service's domain, BadRequest field violations for bad input); the reasons are listed
     per RPC. Idempotency: every mutating request has `request_id` (field 1); a retry with the
     same id and body returns the first answer and changes nothing more, the same id with another
-    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
+    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. A string field holding NUL or another
+    control character or longer than the field allows, and an id or token not spelled as auth
+    issues them, fail INVALID_ARGUMENT naming the field, before anything is looked up or written.
     """
 
     def __init__(self, channel):
@@ -107,7 +109,9 @@ class AccountAdminServiceServicer:
     and the service's domain, BadRequest field violations for bad input); the reasons are listed
     per RPC. Idempotency: every mutating request has `request_id` (field 1); a retry with the
     same id and body returns the first answer and changes nothing more, the same id with another
-    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
+    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. A string field holding NUL or another
+    control character or longer than the field allows, and an id or token not spelled as auth
+    issues them, fail INVALID_ARGUMENT naming the field, before anything is looked up or written.
     """
 
     def FreezeAccount(self, request, context):
@@ -257,7 +261,9 @@ class AccountAdminService:
     and the service's domain, BadRequest field violations for bad input); the reasons are listed
     per RPC. Idempotency: every mutating request has `request_id` (field 1); a retry with the
     same id and body returns the first answer and changes nothing more, the same id with another
-    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
+    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. A string field holding NUL or another
+    control character or longer than the field allows, and an id or token not spelled as auth
+    issues them, fail INVALID_ARGUMENT naming the field, before anything is looked up or written.
     """
 
     @staticmethod

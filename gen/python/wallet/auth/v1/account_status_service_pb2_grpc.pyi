@@ -39,7 +39,9 @@ class AccountStatusServiceStub:
     and the service's domain, BadRequest field violations for bad input); the reasons are listed
     per RPC. Idempotency: every mutating request has `request_id` (field 1); a retry with the
     same id and body returns the first answer and changes nothing more, the same id with another
-    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
+    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. A string field holding NUL or another
+    control character or longer than the field allows, and an id or token not spelled as auth
+    issues them, fail INVALID_ARGUMENT naming the field, before anything is looked up or written.
     """
 
     @_typing.overload
@@ -91,7 +93,9 @@ class AccountStatusServiceAsyncStub(AccountStatusServiceStub):
     and the service's domain, BadRequest field violations for bad input); the reasons are listed
     per RPC. Idempotency: every mutating request has `request_id` (field 1); a retry with the
     same id and body returns the first answer and changes nothing more, the same id with another
-    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
+    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. A string field holding NUL or another
+    control character or longer than the field allows, and an id or token not spelled as auth
+    issues them, fail INVALID_ARGUMENT naming the field, before anything is looked up or written.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -139,7 +143,9 @@ class AccountStatusServiceServicer(metaclass=_abc_1.ABCMeta):
     and the service's domain, BadRequest field violations for bad input); the reasons are listed
     per RPC. Idempotency: every mutating request has `request_id` (field 1); a retry with the
     same id and body returns the first answer and changes nothing more, the same id with another
-    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED.
+    body fails INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED. A string field holding NUL or another
+    control character or longer than the field allows, and an id or token not spelled as auth
+    issues them, fail INVALID_ARGUMENT naming the field, before anything is looked up or written.
     """
 
     @_abc_1.abstractmethod

@@ -163,12 +163,20 @@ class SignInRequest(_message.Message):
     IDENTIFIER_FIELD_NUMBER: _builtins.int
     PASSWORD_FIELD_NUMBER: _builtins.int
     CLIENT_FIELD_NUMBER: _builtins.int
+    DEVICE_TOKEN_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Client idempotency key (1 to 128 characters). A retry with the same id and body returns
     the first answer and counts as one attempt.
     """
     password: _builtins.str
     """The password."""
+    device_token: _builtins.str
+    """Optional: the `device_token` of this account's last SignInResponse on this device. A
+    valid one charges the attempt to this device's own limit instead of the identifier's.
+    A missing, malformed, expired or forged token, or one of another account, is ignored
+    (the attempt is charged to the identifier, the answer is the same): send the latest one
+    the device received, without checking it.
+    """
     @_builtins.property
     def identifier(self) -> _contact_pb2.Contact:
         """The verified phone or email that identifies the account."""
@@ -184,10 +192,11 @@ class SignInRequest(_message.Message):
         identifier: _contact_pb2.Contact | None = ...,
         password: _builtins.str = ...,
         client: _client_pb2.ClientContext | None = ...,
+        device_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["client", b"client", "identifier", b"identifier"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client", b"client", "identifier", b"identifier", "password", b"password", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client", b"client", "device_token", b"device_token", "identifier", b"identifier", "password", b"password", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -201,6 +210,12 @@ class SignInResponse(_message.Message):
 
     TOKENS_FIELD_NUMBER: _builtins.int
     SECOND_FACTOR_REQUIRED_FIELD_NUMBER: _builtins.int
+    DEVICE_TOKEN_FIELD_NUMBER: _builtins.int
+    device_token: _builtins.str
+    """A signed token naming this account and this device, issued whenever the password was
+    right (valid for 90 days, renewed by each such sign-in). Keep it on the device, as
+    secret as a refresh token, and send it in the next SignInRequest.device_token.
+    """
     @_builtins.property
     def tokens(self) -> _types_pb2.TokenPair:
         """The session's tokens: the account has no TOTP."""
@@ -214,10 +229,11 @@ class SignInResponse(_message.Message):
         *,
         tokens: _types_pb2.TokenPair | None = ...,
         second_factor_required: _types_pb2.PendingSecondFactor | None = ...,
+        device_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result", "second_factor_required", b"second_factor_required", "tokens", b"tokens"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result", "second_factor_required", b"second_factor_required", "tokens", b"tokens"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_token", b"device_token", "result", b"result", "second_factor_required", b"second_factor_required", "tokens", b"tokens"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["tokens", "second_factor_required"]  # noqa: Y015
     _WhichOneofArgType_result: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015

@@ -37,12 +37,25 @@ class AuthServiceStub:
     Errors follow the google.rpc richer error model: a canonical status code with an ErrorInfo
     whose `reason` is a stable UPPER_SNAKE_CASE word (listed per RPC below) and whose `domain`
     names the service; bad input also carries BadRequest field violations (reason
-    INVALID_ARGUMENT unless the RPC names a more precise one); rate limits answer
+    INVALID_ARGUMENT unless the RPC names a more precise one): a string field holding NUL or
+    another control character or longer than the field allows, and an id or token not spelled as
+    auth issues them (a malformed refresh token or ticket among them), fail so, naming the field,
+    before anything is looked up or written. Rate limits answer
     RESOURCE_EXHAUSTED / RATE_LIMITED with RetryInfo and QuotaFailure, and UNAVAILABLE when the
     limiter cannot be reached (security RPCs fail closed). Every RPC may also return
     UNAUTHENTICATED with TOKEN_INVALID, TOKEN_EXPIRED or SESSION_REVOKED, and
     FAILED_PRECONDITION / ACCOUNT_FROZEN for a frozen account. Messages never contain secrets,
     codes or full contacts.
+
+    Codes: each SMS or email code allows 5 wrong tries. Wrong codes are also counted per account
+    (or per destination) and per kind of code: each purpose of a sent code, TOTP enrolment, and
+    the second factor (TOTP and recovery codes, whatever they prove). Past 10 wrong codes of one
+    kind in an hour, checks of that kind answer RESOURCE_EXHAUSTED / RATE_LIMITED for an hour,
+    and code checks are limited to 20 an hour per kind. So wrong codes on resets or self-freezes
+    a stranger started never stop the owner's second factor; and the first try of every
+    self-freeze code is always checked, so they never stop the owner from freezing either.
+    A TOTP code already accepted (or one of an earlier step) and a recovery code already used
+    are answered exactly as a wrong code, and counted and recorded as one.
 
     Idempotency: every mutating request has `request_id` (field 1). A retry with the same id and
     the same body returns the first answer and changes nothing more; the same id with another
@@ -70,14 +83,23 @@ class AuthServiceStub:
     SignIn: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.SignInRequest, _auth_service_pb2.SignInResponse]
     """Signed out. Checks the password; returns tokens, or a pending-login ticket when the
     account has TOTP. Unknown identifiers and wrong passwords get the same answer.
+    Rate limits: attempts are limited per client address, and per identifier unless the
+    request presents a valid `device_token` of the account or comes from an address the
+    account signed in from before, each limited on its own: a stranger exhausting an
+    identifier's limit does not stop a device or an address that signed in before. A device
+    token's wrong passwords lock that token (SIGN_IN_THROTTLED) like an address.
     Errors: UNAUTHENTICATED / CREDENTIALS_INVALID, RESOURCE_EXHAUSTED / SIGN_IN_THROTTLED
     (growing delays and temporary locks, with RetryInfo), RESOURCE_EXHAUSTED / RATE_LIMITED,
     FAILED_PRECONDITION / ACCOUNT_FROZEN (only after a correct password).
     """
     CompleteSignIn: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.CompleteSignInRequest, _auth_service_pb2.CompleteSignInResponse]
-    """Signed out. Completes a pending sign-in with a TOTP or recovery code.
+    """Signed out. Completes a pending sign-in with a TOTP or recovery code. A wrong code leaves
+    the ticket usable and records a SIGN_IN_FAILED security event.
     Errors: UNAUTHENTICATED / TICKET_INVALID (unknown, expired or used ticket),
-    INVALID_ARGUMENT / CODE_INVALID, RESOURCE_EXHAUSTED / SIGN_IN_THROTTLED,
+    INVALID_ARGUMENT / CODE_INVALID (a wrong code, and also a replayed TOTP code or an already
+    used recovery code: same status, reason and message, recorded as SIGN_IN_FAILED and
+    counted like any wrong code), RESOURCE_EXHAUSTED / SIGN_IN_THROTTLED,
+    RESOURCE_EXHAUSTED / RATE_LIMITED (too many wrong second-factor codes or checks),
     FAILED_PRECONDITION / ACCOUNT_FROZEN.
     """
     RefreshSession: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.RefreshSessionRequest, _auth_service_pb2.RefreshSessionResponse]
@@ -128,8 +150,9 @@ class AuthServiceStub:
     TOTP or recovery code. Revokes every session and notifies every verified contact.
     Errors: INVALID_ARGUMENT / CODE_INVALID (also for a reset that matched no account),
     FAILED_PRECONDITION / CODE_EXPIRED, FAILED_PRECONDITION / TOO_MANY_ATTEMPTS,
-    FAILED_PRECONDITION / SECOND_FACTOR_REQUIRED, INVALID_ARGUMENT / SECOND_FACTOR_INVALID,
-    INVALID_ARGUMENT / PASSWORD_REJECTED, FAILED_PRECONDITION / ACCOUNT_FROZEN,
+    FAILED_PRECONDITION / SECOND_FACTOR_REQUIRED, INVALID_ARGUMENT / SECOND_FACTOR_INVALID
+    (a wrong second factor, also a replayed TOTP code or an already used recovery code; it uses
+    up the reset code), INVALID_ARGUMENT / PASSWORD_REJECTED, FAILED_PRECONDITION / ACCOUNT_FROZEN,
     RESOURCE_EXHAUSTED / RATE_LIMITED.
     """
     StartTotpEnrollment: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.StartTotpEnrollmentRequest, _auth_service_pb2.StartTotpEnrollmentResponse]
@@ -162,7 +185,8 @@ class AuthServiceStub:
     """
     CompleteStepUp: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.CompleteStepUpRequest, _auth_service_pb2.CompleteStepUpResponse]
     """Completes a step-up challenge and returns the grant.
-    Errors: INVALID_ARGUMENT / CODE_INVALID, FAILED_PRECONDITION / CODE_EXPIRED,
+    Errors: INVALID_ARGUMENT / CODE_INVALID (also a replayed TOTP code or an already used
+    recovery code, answered and counted as a wrong one), FAILED_PRECONDITION / CODE_EXPIRED,
     FAILED_PRECONDITION / TOO_MANY_ATTEMPTS, NOT_FOUND / CHALLENGE_NOT_FOUND,
     RESOURCE_EXHAUSTED / RATE_LIMITED.
     """
@@ -177,7 +201,9 @@ class AuthServiceStub:
     and refresh token revoked before this returns. Unfreezing needs a security officer.
     Errors: INVALID_ARGUMENT / CODE_INVALID (also for a challenge that matched no account),
     FAILED_PRECONDITION / CODE_EXPIRED, FAILED_PRECONDITION / TOO_MANY_ATTEMPTS,
-    RESOURCE_EXHAUSTED / RATE_LIMITED. Confirming for an already frozen account succeeds.
+    RESOURCE_EXHAUSTED / RATE_LIMITED (only for a code already tried once: a code's first try
+    is always checked, whatever wrong codes others sent). Confirming for an already frozen
+    account succeeds.
     """
     ListSecurityEvents: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.ListSecurityEventsRequest, _auth_service_pb2.ListSecurityEventsResponse]
     """Lists the account's own security events, newest first.
@@ -196,12 +222,25 @@ class AuthServiceAsyncStub(AuthServiceStub):
     Errors follow the google.rpc richer error model: a canonical status code with an ErrorInfo
     whose `reason` is a stable UPPER_SNAKE_CASE word (listed per RPC below) and whose `domain`
     names the service; bad input also carries BadRequest field violations (reason
-    INVALID_ARGUMENT unless the RPC names a more precise one); rate limits answer
+    INVALID_ARGUMENT unless the RPC names a more precise one): a string field holding NUL or
+    another control character or longer than the field allows, and an id or token not spelled as
+    auth issues them (a malformed refresh token or ticket among them), fail so, naming the field,
+    before anything is looked up or written. Rate limits answer
     RESOURCE_EXHAUSTED / RATE_LIMITED with RetryInfo and QuotaFailure, and UNAVAILABLE when the
     limiter cannot be reached (security RPCs fail closed). Every RPC may also return
     UNAUTHENTICATED with TOKEN_INVALID, TOKEN_EXPIRED or SESSION_REVOKED, and
     FAILED_PRECONDITION / ACCOUNT_FROZEN for a frozen account. Messages never contain secrets,
     codes or full contacts.
+
+    Codes: each SMS or email code allows 5 wrong tries. Wrong codes are also counted per account
+    (or per destination) and per kind of code: each purpose of a sent code, TOTP enrolment, and
+    the second factor (TOTP and recovery codes, whatever they prove). Past 10 wrong codes of one
+    kind in an hour, checks of that kind answer RESOURCE_EXHAUSTED / RATE_LIMITED for an hour,
+    and code checks are limited to 20 an hour per kind. So wrong codes on resets or self-freezes
+    a stranger started never stop the owner's second factor; and the first try of every
+    self-freeze code is always checked, so they never stop the owner from freezing either.
+    A TOTP code already accepted (or one of an earlier step) and a recovery code already used
+    are answered exactly as a wrong code, and counted and recorded as one.
 
     Idempotency: every mutating request has `request_id` (field 1). A retry with the same id and
     the same body returns the first answer and changes nothing more; the same id with another
@@ -226,14 +265,23 @@ class AuthServiceAsyncStub(AuthServiceStub):
     SignIn: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.SignInRequest, _auth_service_pb2.SignInResponse]  # type: ignore[assignment]
     """Signed out. Checks the password; returns tokens, or a pending-login ticket when the
     account has TOTP. Unknown identifiers and wrong passwords get the same answer.
+    Rate limits: attempts are limited per client address, and per identifier unless the
+    request presents a valid `device_token` of the account or comes from an address the
+    account signed in from before, each limited on its own: a stranger exhausting an
+    identifier's limit does not stop a device or an address that signed in before. A device
+    token's wrong passwords lock that token (SIGN_IN_THROTTLED) like an address.
     Errors: UNAUTHENTICATED / CREDENTIALS_INVALID, RESOURCE_EXHAUSTED / SIGN_IN_THROTTLED
     (growing delays and temporary locks, with RetryInfo), RESOURCE_EXHAUSTED / RATE_LIMITED,
     FAILED_PRECONDITION / ACCOUNT_FROZEN (only after a correct password).
     """
     CompleteSignIn: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.CompleteSignInRequest, _auth_service_pb2.CompleteSignInResponse]  # type: ignore[assignment]
-    """Signed out. Completes a pending sign-in with a TOTP or recovery code.
+    """Signed out. Completes a pending sign-in with a TOTP or recovery code. A wrong code leaves
+    the ticket usable and records a SIGN_IN_FAILED security event.
     Errors: UNAUTHENTICATED / TICKET_INVALID (unknown, expired or used ticket),
-    INVALID_ARGUMENT / CODE_INVALID, RESOURCE_EXHAUSTED / SIGN_IN_THROTTLED,
+    INVALID_ARGUMENT / CODE_INVALID (a wrong code, and also a replayed TOTP code or an already
+    used recovery code: same status, reason and message, recorded as SIGN_IN_FAILED and
+    counted like any wrong code), RESOURCE_EXHAUSTED / SIGN_IN_THROTTLED,
+    RESOURCE_EXHAUSTED / RATE_LIMITED (too many wrong second-factor codes or checks),
     FAILED_PRECONDITION / ACCOUNT_FROZEN.
     """
     RefreshSession: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.RefreshSessionRequest, _auth_service_pb2.RefreshSessionResponse]  # type: ignore[assignment]
@@ -284,8 +332,9 @@ class AuthServiceAsyncStub(AuthServiceStub):
     TOTP or recovery code. Revokes every session and notifies every verified contact.
     Errors: INVALID_ARGUMENT / CODE_INVALID (also for a reset that matched no account),
     FAILED_PRECONDITION / CODE_EXPIRED, FAILED_PRECONDITION / TOO_MANY_ATTEMPTS,
-    FAILED_PRECONDITION / SECOND_FACTOR_REQUIRED, INVALID_ARGUMENT / SECOND_FACTOR_INVALID,
-    INVALID_ARGUMENT / PASSWORD_REJECTED, FAILED_PRECONDITION / ACCOUNT_FROZEN,
+    FAILED_PRECONDITION / SECOND_FACTOR_REQUIRED, INVALID_ARGUMENT / SECOND_FACTOR_INVALID
+    (a wrong second factor, also a replayed TOTP code or an already used recovery code; it uses
+    up the reset code), INVALID_ARGUMENT / PASSWORD_REJECTED, FAILED_PRECONDITION / ACCOUNT_FROZEN,
     RESOURCE_EXHAUSTED / RATE_LIMITED.
     """
     StartTotpEnrollment: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.StartTotpEnrollmentRequest, _auth_service_pb2.StartTotpEnrollmentResponse]  # type: ignore[assignment]
@@ -318,7 +367,8 @@ class AuthServiceAsyncStub(AuthServiceStub):
     """
     CompleteStepUp: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.CompleteStepUpRequest, _auth_service_pb2.CompleteStepUpResponse]  # type: ignore[assignment]
     """Completes a step-up challenge and returns the grant.
-    Errors: INVALID_ARGUMENT / CODE_INVALID, FAILED_PRECONDITION / CODE_EXPIRED,
+    Errors: INVALID_ARGUMENT / CODE_INVALID (also a replayed TOTP code or an already used
+    recovery code, answered and counted as a wrong one), FAILED_PRECONDITION / CODE_EXPIRED,
     FAILED_PRECONDITION / TOO_MANY_ATTEMPTS, NOT_FOUND / CHALLENGE_NOT_FOUND,
     RESOURCE_EXHAUSTED / RATE_LIMITED.
     """
@@ -333,7 +383,9 @@ class AuthServiceAsyncStub(AuthServiceStub):
     and refresh token revoked before this returns. Unfreezing needs a security officer.
     Errors: INVALID_ARGUMENT / CODE_INVALID (also for a challenge that matched no account),
     FAILED_PRECONDITION / CODE_EXPIRED, FAILED_PRECONDITION / TOO_MANY_ATTEMPTS,
-    RESOURCE_EXHAUSTED / RATE_LIMITED. Confirming for an already frozen account succeeds.
+    RESOURCE_EXHAUSTED / RATE_LIMITED (only for a code already tried once: a code's first try
+    is always checked, whatever wrong codes others sent). Confirming for an already frozen
+    account succeeds.
     """
     ListSecurityEvents: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.ListSecurityEventsRequest, _auth_service_pb2.ListSecurityEventsResponse]  # type: ignore[assignment]
     """Lists the account's own security events, newest first.
@@ -351,12 +403,25 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     Errors follow the google.rpc richer error model: a canonical status code with an ErrorInfo
     whose `reason` is a stable UPPER_SNAKE_CASE word (listed per RPC below) and whose `domain`
     names the service; bad input also carries BadRequest field violations (reason
-    INVALID_ARGUMENT unless the RPC names a more precise one); rate limits answer
+    INVALID_ARGUMENT unless the RPC names a more precise one): a string field holding NUL or
+    another control character or longer than the field allows, and an id or token not spelled as
+    auth issues them (a malformed refresh token or ticket among them), fail so, naming the field,
+    before anything is looked up or written. Rate limits answer
     RESOURCE_EXHAUSTED / RATE_LIMITED with RetryInfo and QuotaFailure, and UNAVAILABLE when the
     limiter cannot be reached (security RPCs fail closed). Every RPC may also return
     UNAUTHENTICATED with TOKEN_INVALID, TOKEN_EXPIRED or SESSION_REVOKED, and
     FAILED_PRECONDITION / ACCOUNT_FROZEN for a frozen account. Messages never contain secrets,
     codes or full contacts.
+
+    Codes: each SMS or email code allows 5 wrong tries. Wrong codes are also counted per account
+    (or per destination) and per kind of code: each purpose of a sent code, TOTP enrolment, and
+    the second factor (TOTP and recovery codes, whatever they prove). Past 10 wrong codes of one
+    kind in an hour, checks of that kind answer RESOURCE_EXHAUSTED / RATE_LIMITED for an hour,
+    and code checks are limited to 20 an hour per kind. So wrong codes on resets or self-freezes
+    a stranger started never stop the owner's second factor; and the first try of every
+    self-freeze code is always checked, so they never stop the owner from freezing either.
+    A TOTP code already accepted (or one of an earlier step) and a recovery code already used
+    are answered exactly as a wrong code, and counted and recorded as one.
 
     Idempotency: every mutating request has `request_id` (field 1). A retry with the same id and
     the same body returns the first answer and changes nothing more; the same id with another
@@ -397,6 +462,11 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_auth_service_pb2.SignInResponse, _abc.Awaitable[_auth_service_pb2.SignInResponse]]:
         """Signed out. Checks the password; returns tokens, or a pending-login ticket when the
         account has TOTP. Unknown identifiers and wrong passwords get the same answer.
+        Rate limits: attempts are limited per client address, and per identifier unless the
+        request presents a valid `device_token` of the account or comes from an address the
+        account signed in from before, each limited on its own: a stranger exhausting an
+        identifier's limit does not stop a device or an address that signed in before. A device
+        token's wrong passwords lock that token (SIGN_IN_THROTTLED) like an address.
         Errors: UNAUTHENTICATED / CREDENTIALS_INVALID, RESOURCE_EXHAUSTED / SIGN_IN_THROTTLED
         (growing delays and temporary locks, with RetryInfo), RESOURCE_EXHAUSTED / RATE_LIMITED,
         FAILED_PRECONDITION / ACCOUNT_FROZEN (only after a correct password).
@@ -408,9 +478,13 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _auth_service_pb2.CompleteSignInRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_auth_service_pb2.CompleteSignInResponse, _abc.Awaitable[_auth_service_pb2.CompleteSignInResponse]]:
-        """Signed out. Completes a pending sign-in with a TOTP or recovery code.
+        """Signed out. Completes a pending sign-in with a TOTP or recovery code. A wrong code leaves
+        the ticket usable and records a SIGN_IN_FAILED security event.
         Errors: UNAUTHENTICATED / TICKET_INVALID (unknown, expired or used ticket),
-        INVALID_ARGUMENT / CODE_INVALID, RESOURCE_EXHAUSTED / SIGN_IN_THROTTLED,
+        INVALID_ARGUMENT / CODE_INVALID (a wrong code, and also a replayed TOTP code or an already
+        used recovery code: same status, reason and message, recorded as SIGN_IN_FAILED and
+        counted like any wrong code), RESOURCE_EXHAUSTED / SIGN_IN_THROTTLED,
+        RESOURCE_EXHAUSTED / RATE_LIMITED (too many wrong second-factor codes or checks),
         FAILED_PRECONDITION / ACCOUNT_FROZEN.
         """
 
@@ -515,8 +589,9 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         TOTP or recovery code. Revokes every session and notifies every verified contact.
         Errors: INVALID_ARGUMENT / CODE_INVALID (also for a reset that matched no account),
         FAILED_PRECONDITION / CODE_EXPIRED, FAILED_PRECONDITION / TOO_MANY_ATTEMPTS,
-        FAILED_PRECONDITION / SECOND_FACTOR_REQUIRED, INVALID_ARGUMENT / SECOND_FACTOR_INVALID,
-        INVALID_ARGUMENT / PASSWORD_REJECTED, FAILED_PRECONDITION / ACCOUNT_FROZEN,
+        FAILED_PRECONDITION / SECOND_FACTOR_REQUIRED, INVALID_ARGUMENT / SECOND_FACTOR_INVALID
+        (a wrong second factor, also a replayed TOTP code or an already used recovery code; it uses
+        up the reset code), INVALID_ARGUMENT / PASSWORD_REJECTED, FAILED_PRECONDITION / ACCOUNT_FROZEN,
         RESOURCE_EXHAUSTED / RATE_LIMITED.
         """
 
@@ -585,7 +660,8 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_auth_service_pb2.CompleteStepUpResponse, _abc.Awaitable[_auth_service_pb2.CompleteStepUpResponse]]:
         """Completes a step-up challenge and returns the grant.
-        Errors: INVALID_ARGUMENT / CODE_INVALID, FAILED_PRECONDITION / CODE_EXPIRED,
+        Errors: INVALID_ARGUMENT / CODE_INVALID (also a replayed TOTP code or an already used
+        recovery code, answered and counted as a wrong one), FAILED_PRECONDITION / CODE_EXPIRED,
         FAILED_PRECONDITION / TOO_MANY_ATTEMPTS, NOT_FOUND / CHALLENGE_NOT_FOUND,
         RESOURCE_EXHAUSTED / RATE_LIMITED.
         """
@@ -612,7 +688,9 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         and refresh token revoked before this returns. Unfreezing needs a security officer.
         Errors: INVALID_ARGUMENT / CODE_INVALID (also for a challenge that matched no account),
         FAILED_PRECONDITION / CODE_EXPIRED, FAILED_PRECONDITION / TOO_MANY_ATTEMPTS,
-        RESOURCE_EXHAUSTED / RATE_LIMITED. Confirming for an already frozen account succeeds.
+        RESOURCE_EXHAUSTED / RATE_LIMITED (only for a code already tried once: a code's first try
+        is always checked, whatever wrong codes others sent). Confirming for an already frozen
+        account succeeds.
         """
 
     @_abc_1.abstractmethod

@@ -330,10 +330,13 @@ class SecondFactor(_message.Message):
     RECOVERY_CODE_FIELD_NUMBER: _builtins.int
     totp_code: _builtins.str
     """The current 6-digit TOTP code (one step of clock drift either way is accepted; a code
-    is accepted at most once).
+    is accepted at most once: a replayed code, or one of an earlier step than the last
+    accepted, is refused exactly as a wrong code and counts as one).
     """
     recovery_code: _builtins.str
-    """An unused recovery code as shown at enrolment (dashes and case are ignored)."""
+    """An unused recovery code as shown at enrolment (dashes and case are ignored). A code
+    already used is refused exactly as a wrong code and counts as one.
+    """
     def __init__(
         self,
         *,
