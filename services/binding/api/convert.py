@@ -20,11 +20,8 @@ from wallet.common.v1 import contact_pb2
 from walletcore.contacts import normalized_email, normalized_phone
 from walletcore.errors import InvalidArgument
 from walletcore.grpc.messages import timestamp
+from walletcore.validation import COMPACT_JWS, ISSUED_ID, checked_token
 
-MAX_ID_LENGTH: Final = 128
-MAX_GRANT_LENGTH: Final = 8192
-"""A step-up grant is a signed token; walletcore.tokens refuses longer ones anyway."""
-_ID: Final = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 _CODE: Final = re.compile(r"[0-9]{6}")
 
 _BRANDS: Final = {
@@ -41,24 +38,15 @@ _STATUSES: Final = {
 
 
 def id_from(raw: str, field: str) -> str:
-    """An id (a card, a change, a refund, an account): 1 to 128 letters, digits or `_.:-`."""
-    if not raw:
-        raise InvalidArgument.field(field, "is required")
-    if not _ID.fullmatch(raw):
-        raise InvalidArgument.field(
-            field, f"must be 1 to {MAX_ID_LENGTH} letters, digits or _.:- characters"
-        )
-    return raw
+    """An id (a card, a change, a refund, an account): uuid hex in practice, url-safe, at most
+    128 characters (walletcore.validation.ISSUED_ID)."""
+    return checked_token(raw, field, ISSUED_ID)
 
 
 def grant_from(raw: str, field: str = "grant") -> str:
-    """The grant token as sent; its checks are the grant acceptance's. Only presence and size
-    here, so an absent grant says so instead of looking forged."""
-    if not raw:
-        raise InvalidArgument.field(field, "is required: a step-up grant from auth")
-    if len(raw) > MAX_GRANT_LENGTH or not raw.isascii() or not raw.isprintable():
-        raise InvalidArgument.field(field, "is not a grant token")
-    return raw
+    """The grant token as sent, spelled as a signed token; its checks are the grant
+    acceptance's. An absent grant says so instead of looking forged."""
+    return checked_token(raw, field, COMPACT_JWS)
 
 
 def code_from(raw: str, field: str = "code") -> str:

@@ -302,3 +302,53 @@ async def test_bind_attempts_are_limited_per_account_refused_ones_included(
 
     assert (limited.code, limited.reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED")
     assert others_card.last4 == "4242"
+
+
+async def test_malformed_strings_are_invalid_arguments_naming_the_field_not_internal(
+    binding_app: BindingTestApp,
+) -> None:
+    holder = await binding_app.new_holder()
+    public, query = binding_app.public, binding_app.query
+    calls: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+        (
+            "holder_name",
+            lambda: public.BindCard(
+                bind_request(holder_name="Test\x00Holder"), metadata=holder.metadata
+            ),
+        ),
+        (
+            "card_number",
+            lambda: public.BindCard(bind_request("4242\x00"), metadata=holder.metadata),
+        ),
+        ("card_id", lambda: unbind(binding_app, holder, "card\x00", "a.b.c")),
+        ("grant", lambda: unbind(binding_app, holder, "card-1", "not a grant")),
+        (
+            "refund_id",
+            lambda: query.PlaceRefundHold(
+                query_pb.PlaceRefundHoldRequest(
+                    request_id=request_id(),
+                    account_id=holder.account_id,
+                    instrument_id="card-1",
+                    refund_id="r" * 129,
+                ),
+                metadata=REFUND,
+            ),
+        ),
+        (
+            "new_contact.phone",
+            lambda: public.StartContactChange(
+                pb.StartContactChangeRequest(
+                    request_id=request_id(),
+                    new_contact=phone_contact("+86\x00138"),
+                    grant="a.b.c",
+                ),
+                metadata=holder.metadata,
+            ),
+        ),
+    ]
+    for field, call in calls:
+        error = await refused(call())
+        assert (error.code, [v.field for v in error.field_violations]) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            [field],
+        ), field
