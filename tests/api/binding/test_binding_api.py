@@ -4,6 +4,7 @@ identity, the account check on every request."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -352,3 +353,21 @@ async def test_malformed_strings_are_invalid_arguments_naming_the_field_not_inte
             grpc.StatusCode.INVALID_ARGUMENT,
             [field],
         ), field
+
+
+async def test_no_card_number_reaches_the_logs(
+    binding_app: BindingTestApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    holder = await binding_app.new_holder()
+    with caplog.at_level(logging.DEBUG):
+        await bind(binding_app, holder)
+        await refused(binding_app.public.BindCard(bind_request(), metadata=holder.metadata))
+        await refused(
+            binding_app.public.BindCard(
+                bind_request("4242 4242 4242 4241"), metadata=holder.metadata
+            )
+        )
+
+    assert caplog.records  # the requests were logged
+    for number in ("4242424242424242", "4242 4242 4242 4242", "4242424242424241"):
+        assert number not in caplog.text
