@@ -53,8 +53,8 @@ from walletcore.grpc.clients import (
     service_token_issuer,
 )
 from walletcore.grpc.interceptors import RateRule, by_caller
-from walletcore.grpc.server import Port, PortKind, ServiceServer
-from walletcore.idempotency import IdempotencyRecords
+from walletcore.grpc.server import BackgroundTask, Port, PortKind, ServiceServer
+from walletcore.idempotency import IdempotencyRecords, RetentionPurge
 from walletcore.keys import development_keys
 from walletcore.migrations import upgrade_to_head
 from walletcore.ratelimit import RateLimiter
@@ -70,6 +70,7 @@ from walletcore.service_kit import (
     release_all,
     request_fingerprints,
     rpc_policy,
+    run_until_shutdown,
 )
 from walletcore.tokens import (
     AccessTokenVerifier,
@@ -206,15 +207,17 @@ def build(settings: BindingSettings, *, clock: Clock = utc_now) -> BindingApp:
     )
     sessions = session_factory(engine)
     grants = GrantVerifier(auth_keys, settings.auth_issuer, clock=clock)
+    idempotency = IdempotencyRecords(
+        idempotency_records,
+        fingerprints=keys.request_fingerprints,
+        clock=clock,
+        key_ring=keys.encryption,
+    )
     tx = SqlTransactions(
         lambda: SqlBindingUnitOfWork(sessions, encryption=keys.encryption, grants=grants),
-        IdempotencyRecords(
-            idempotency_records,
-            fingerprints=keys.request_fingerprints,
-            clock=clock,
-            key_ring=keys.encryption,
-        ),
+        idempotency,
     )
+    purge = RetentionPurge(idempotency, sessions)
     users = ActiveUserVerifier(
         AccessTokenVerifier(auth_keys, settings.auth_issuer, clock=clock), auth
     )
@@ -252,9 +255,20 @@ def build(settings: BindingSettings, *, clock: Clock = utc_now) -> BindingApp:
             verifier=services,
         ),
     ]
+
+    async def purge_expired_requests() -> None:
+        await run_until_shutdown(server, purge.run_forever)
+
+    server = ServiceServer(
+        settings,
+        ports,
+        limiter,
+        logger,
+        [BackgroundTask("idempotency-purge", purge_expired_requests)],
+    )
     return BindingApp(
         settings=settings,
-        server=ServiceServer(settings, ports, limiter, logger),
+        server=server,
         ctx=ctx,
         tx=tx,
         keys=keys,
