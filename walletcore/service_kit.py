@@ -125,31 +125,32 @@ async def release_all(*closers: Callable[[], object]) -> None:
         raise failure
 
 
-def serve_main(
-    service: str,
-    load_settings: Callable[[], _Settings],
-    build: Callable[[_Settings], ServiceApp],
-) -> int:
-    """The body of `python -m services.<service>`: loads the settings, serves until SIGTERM or
-    SIGINT. Exit status: 0 after a graceful stop, 1 when a background task failed, 2 when the
-    settings are refused (the message names the variables, never their values)."""
-    logger = logging.getLogger(f"services.{service}")
+def load_settings(
+    settings_type: Callable[[], _Settings], service: str, logger: logging.Logger
+) -> _Settings | None:
+    """A `python -m services.<name>`'s settings, JSON logging configured before and after
+    reading them; None (logged) when they are refused. hide_input_in_errors keeps the values
+    (URLs, keys) out of the message, which names the variables only."""
     configure_logging(service)
     try:
-        settings = load_settings()
+        settings = settings_type()
     except ValidationError as refused:
-        # hide_input_in_errors keeps the values (URLs, keys) out of this message.
         logger.error("the settings were refused: %s", refused)
-        return 2
+        return None
     configure_logging(settings.service_name, settings.log_level)
+    return settings
 
-    async def serve() -> None:
-        # Built inside the running loop: gRPC channels to other services bind to the loop
-        # current when they are created.
-        await build(settings).run_until_signal()
+
+def serve(build: Callable[[], ServiceApp], logger: logging.Logger) -> int:
+    """Builds the service inside a new event loop (channels and pools belong to the loop they
+    were made in) and serves until SIGTERM or SIGINT; returns the exit status: 0 after a
+    graceful stop, 1 when a background task failed."""
+
+    async def run() -> None:
+        await build().run_until_signal()
 
     try:
-        asyncio.run(serve())
+        asyncio.run(run())
     except BackgroundTaskFailed as failed:
         logger.error("stopped because a background task failed: %s", failed)
         return 1
@@ -255,15 +256,15 @@ def configured_or_development(
     return parse(spec) if spec else development()
 
 
-def key_ring(value: SecretStr | None, development_label: str) -> KeyRing:
-    """An AES-256-GCM ring from a key-spec setting, else the development ring of the label."""
+def encryption_ring(value: SecretStr | None, development_label: str) -> KeyRing:
+    """The configured AES-256-GCM key ring, else the development one for `development_label`."""
     return configured_or_development(
         value, KeyRing.from_spec, lambda: KeyRing.development(development_label)
     )
 
 
-def blind_index(value: SecretStr | None, *, context: str) -> BlindIndex:
-    """A keyed blind index from a key-spec setting, else the development one, for `context`."""
+def blind_index(value: SecretStr | None, context: str) -> BlindIndex:
+    """The configured blind index keys for `context`, else the development ones."""
     return configured_or_development(
         value,
         lambda spec: BlindIndex.from_spec(spec, context=context),
@@ -290,14 +291,15 @@ __all__ = [
     "blind_index",
     "configured_or_development",
     "dispatch_until_shutdown",
+    "encryption_ring",
     "grpc_service",
     "identity_jwks",
-    "key_ring",
     "limiter_from_settings",
+    "load_settings",
     "prepared_database_url",
     "release_all",
     "request_fingerprints",
     "rpc_policy",
     "run_until_shutdown",
-    "serve_main",
+    "serve",
 ]

@@ -19,7 +19,6 @@ from walletcore.keys import parse_key_spec
 from walletcore.tokens import parse_jwks
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-Jwks = list[dict[str, str]]
 
 _PORT = Field(default=0, ge=0, le=65535, description="0 binds an ephemeral port")
 
@@ -159,7 +158,7 @@ class ServiceSettings(BaseSettings):
             )
         if self.reflection:
             problems.append(f"{self.env_name('reflection')} must be off")
-        if is_sqlite(self.database_url):
+        if _is_sqlite(self.database_url):
             problems.append(f"{self.env_name('database_url')} must not be SQLite")
         for field_name in self._REQUIRED_SECRETS:
             if getattr(self, field_name) is None:
@@ -172,15 +171,15 @@ class ServiceSettings(BaseSettings):
 
 
 def checked_key_spec(value: SecretStr | None) -> SecretStr | None:
-    """A key-spec setting, parsed so that a bad one stops the start (parse_key_spec's errors
-    name an entry's position, never its content)."""
+    """A key-spec setting's validator body: parse_key_spec's errors name an entry's position,
+    never its content."""
     if value is not None:
         parse_key_spec(value.get_secret_value())
     return value
 
 
-def checked_public_jwks(value: Jwks | None) -> Jwks | None:
-    """The identity provider's public JWKS setting: at least one Ed25519 signature key."""
+def checked_public_jwks(value: list[dict[str, str]] | None) -> list[dict[str, str]] | None:
+    """The identity provider's JWKS setting's validator body."""
     if value is not None:
         if not value:
             raise ValueError("the identity provider's JWKS holds no key")
@@ -188,5 +187,5 @@ def checked_public_jwks(value: Jwks | None) -> Jwks | None:
     return value
 
 
-def is_sqlite(database_url: str) -> bool:
+def _is_sqlite(database_url: str) -> bool:
     return urlsplit(database_url).scheme.split("+")[0] == "sqlite"

@@ -62,9 +62,9 @@ from walletcore.ratelimit.base import Policy
 from walletcore.service_kit import (
     ServiceApp,
     blind_index,
+    encryption_ring,
     grpc_service,
     identity_jwks,
-    key_ring,
     limiter_from_settings,
     prepared_database_url,
     release_all,
@@ -116,9 +116,9 @@ class BindingKeys:
     @classmethod
     def from_settings(cls, settings: BindingSettings) -> BindingKeys:
         return cls(
-            encryption=key_ring(settings.encryption_keys, DEVELOPMENT_KEYS_LABEL),
+            encryption=encryption_ring(settings.encryption_keys, DEVELOPMENT_KEYS_LABEL),
             fingerprints=blind_index(settings.fingerprint_keys, context=FINGERPRINT_CONTEXT),
-            vault=key_ring(settings.vault_keys, DEVELOPMENT_VAULT_KEYS_LABEL),
+            vault=encryption_ring(settings.vault_keys, DEVELOPMENT_VAULT_KEYS_LABEL),
             request_fingerprints=request_fingerprints(settings.idempotency_keys),
             identity_jwks=identity_jwks(settings.identity_keys_jwks),
         )

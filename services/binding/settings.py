@@ -26,25 +26,25 @@ without every one of them.
 from __future__ import annotations
 
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from walletcore.grpc.clients import InternalTargetOptions
-from walletcore.settings import (
-    Jwks,
-    Profile,
-    ServiceSettings,
-    checked_key_spec,
-    checked_public_jwks,
-    is_sqlite,
-)
+from walletcore.settings import Profile, ServiceSettings, checked_key_spec, checked_public_jwks
 from walletcore.tokens import DEVELOPMENT_IDENTITY_ISSUER
+
+Jwks = list[dict[str, str]]
+
+
+def _is_sqlite(database_url: str) -> bool:
+    return urlsplit(database_url).scheme.split("+")[0] == "sqlite"
 
 
 def _beside(data: dict[str, Any]) -> str:
     database_url = str(data.get("database_url", ""))
-    if is_sqlite(database_url) and database_url.endswith(".db"):
+    if _is_sqlite(database_url) and database_url.endswith(".db"):
         return database_url.removesuffix(".db") + "-vault.db"
     return f"sqlite+aiosqlite:///var/{data['service_name']}-vault.db"
 
@@ -110,7 +110,7 @@ class BindingSettings(ServiceSettings):
             problems.append(
                 f"{self.env_name('identity_issuer')} must name the real identity provider"
             )
-        if is_sqlite(self.vault_database_url):
+        if _is_sqlite(self.vault_database_url):
             problems.append(f"{self.env_name('vault_database_url')} must not be SQLite")
         for name in ("auth_internal", "kyc_internal"):
             options: InternalTargetOptions = getattr(self, name)
