@@ -71,8 +71,8 @@ class AuditTrail(Protocol):
 
 
 class SqlAuditTrail:
-    """The `AuditTrail` port on a table from `define_audit_table`, appending in the caller's
-    transaction (a unit of work's session)."""
+    """The `AuditTrail` port over a service's audit table, appending in the unit of work's
+    session (its transaction)."""
 
     def __init__(self, executor: Executor, table: sa.Table) -> None:
         self._executor = executor

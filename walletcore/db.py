@@ -60,16 +60,16 @@ _SQLITE_UNIQUE_VIOLATIONS = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONST
 _SelectT = TypeVar("_SelectT", bound=Select[Any])
 
 
+def enum_check(column: str, values: type[enum.StrEnum]) -> CheckConstraint:
+    """CHECK that `column` holds a value of the enum (NULL passes, as CHECK lets it); the
+    naming convention makes its name `ck_<table>_<column>_valid`."""
+    allowed = ", ".join(f"'{member.value}'" for member in values)
+    return CheckConstraint(f"{column} IN ({allowed})", name=f"{column}_valid")
+
+
 def make_metadata() -> MetaData:
     """A fresh MetaData for one service's tables, with the shared naming convention."""
     return MetaData(naming_convention=NAMING_CONVENTION)
-
-
-def one_of(column: str, values: type[enum.StrEnum]) -> CheckConstraint:
-    """A CHECK that `column` holds a value of the enum (NULL passes, as CHECK lets it), named
-    `<column>_valid` (the naming convention prefixes `ck_<table>_`)."""
-    allowed = ", ".join(f"'{member.value}'" for member in values)
-    return CheckConstraint(f"{column} IN ({allowed})", name=f"{column}_valid")
 
 
 class UTCDateTime(TypeDecorator[datetime]):

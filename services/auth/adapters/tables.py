@@ -59,8 +59,7 @@ from services.auth.domain.stepup import StepUpPurpose
 from services.auth.domain.throttling import MAX_CONSECUTIVE_FAILURES, CounterScope
 from services.auth.domain.totp import MAX_FAILED_CONFIRMATIONS, TotpState
 from walletcore.audit import define_audit_table
-from walletcore.db import UTCDateTime, make_metadata
-from walletcore.db import one_of as _one_of
+from walletcore.db import UTCDateTime, enum_check, make_metadata
 from walletcore.grants import define_consumed_grants_table
 from walletcore.idempotency import define_idempotency_table
 from walletcore.outbox import define_outbox_table
@@ -76,6 +75,9 @@ CLIENT_ADDRESS_LENGTH: Final = 64
 DEVICE_ID_LENGTH: Final = 64
 
 metadata = make_metadata()
+
+
+_one_of = enum_check
 
 
 def _primary_id() -> Column[str]:

@@ -42,11 +42,11 @@ from services.auth.service.ports import StoredSecurityEvent
 from wallet.auth.v1 import types_pb2
 from wallet.common.v1 import client_pb2, contact_pb2, paging_pb2
 from walletcore.errors import InvalidArgument
+from walletcore.grpc.convert import ANONYMOUS_OWNER as ANONYMOUS_OWNER
+from walletcore.grpc.convert import idempotent as idempotent
+from walletcore.grpc.convert import timestamp as timestamp
+from walletcore.grpc.convert import to_datetime as to_datetime
 from walletcore.grpc.interceptors import UNKNOWN_ADDRESS, current_client_address
-from walletcore.grpc.messages import ANONYMOUS_OWNER as ANONYMOUS_OWNER
-from walletcore.grpc.messages import idempotent as idempotent
-from walletcore.grpc.messages import timestamp as timestamp
-from walletcore.grpc.messages import to_datetime as to_datetime
 from walletcore.validation import (
     BEARER_SECRET,
     COMPACT_JWS,

@@ -44,7 +44,7 @@ from services.binding.domain.contact_changes import (
     ContactKind,
 )
 from walletcore.audit import define_audit_table
-from walletcore.db import UTCDateTime, make_metadata, one_of
+from walletcore.db import UTCDateTime, enum_check, make_metadata
 from walletcore.grants import define_consumed_grants_table
 from walletcore.idempotency import define_idempotency_table
 
@@ -87,8 +87,8 @@ cards = Table(
         postgresql_where=text(_ACTIVE),
         sqlite_where=text(_ACTIVE),
     ),
-    one_of("status", CardStatus),
-    one_of("brand", CardBrand),
+    enum_check("status", CardStatus),
+    enum_check("brand", CardBrand),
     CheckConstraint("expiry_month BETWEEN 1 AND 12", name="expiry_month_valid"),
     CheckConstraint("(status = 'UNBOUND') = (unbound_at IS NOT NULL)", name="unbound_at_set"),
 )
@@ -115,9 +115,9 @@ contact_changes = Table(
     Column("state", String(16), nullable=False),
     Column("closed_at", UTCDateTime),
     Column("abandon_reason", String(32)),
-    one_of("kind", ContactKind),
-    one_of("state", ChangeState),
-    one_of("abandon_reason", AbandonReason),
+    enum_check("kind", ContactKind),
+    enum_check("state", ChangeState),
+    enum_check("abandon_reason", AbandonReason),
     CheckConstraint("(operator_id IS NULL) = (ticket_ref IS NULL)", name="assistance_complete"),
     CheckConstraint(
         "(state = 'STARTED') = (closed_at IS NULL) "

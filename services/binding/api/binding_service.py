@@ -3,7 +3,7 @@
 The port's verifier (walletcore.users.ActiveUserVerifier) has already checked the access token
 with auth's keys and asked auth that the account is active and the session alive, so the
 caller's subject is the account every use case acts for. Each mutation runs once per
-request_id (walletcore.grpc.messages.idempotent) in one unit of work.
+request_id (walletcore.grpc.convert.idempotent) in one unit of work.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from services.binding.service.context import BindingContext
 from services.binding.service.ports import BindingUnitOfWork
 from wallet.binding.v1 import binding_service_pb2 as pb
 from wallet.binding.v1 import binding_service_pb2_grpc
-from walletcore.grpc.messages import idempotent, timestamp
+from walletcore.grpc.convert import idempotent, timestamp
 from walletcore.identity import current_caller
 from walletcore.transactions import Transactions
 

@@ -19,7 +19,7 @@ from wallet.binding.v1 import types_pb2
 from wallet.common.v1 import contact_pb2
 from walletcore.contacts import normalized_email, normalized_phone
 from walletcore.errors import InvalidArgument
-from walletcore.grpc.messages import timestamp
+from walletcore.grpc.convert import timestamp
 from walletcore.validation import COMPACT_JWS, ISSUED_ID, checked_token
 
 _CODE: Final = re.compile(r"[0-9]{6}")

@@ -18,7 +18,7 @@ from services.binding.service.context import BindingContext
 from services.binding.service.ports import BindingUnitOfWork
 from wallet.binding.v1 import binding_query_service_pb2 as pb
 from wallet.binding.v1 import binding_query_service_pb2_grpc
-from walletcore.grpc.messages import idempotent
+from walletcore.grpc.convert import idempotent
 from walletcore.transactions import Transactions
 
 Context = grpc.aio.ServicerContext[Any, Any]

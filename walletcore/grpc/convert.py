@@ -1,5 +1,5 @@
-"""What every service's api layer shares between protobuf and its use cases: idempotent
-mutations keyed by the caller and the request, and timestamps.
+"""Translations every service's api layer shares between protobuf and plain values: times,
+and running an idempotent mutation.
 
     async def work(uow) -> bytes:
         card = await bind_card(uow, ctx, ...)
