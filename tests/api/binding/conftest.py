@@ -107,6 +107,9 @@ async def binding_storage(
             # Limits are per account, and every test's accounts are new: Redis is shared safely.
             "redis_url": auth_backend["redis_url"],
             "rate_limiter": "redis",
+            # The shared machine can stall Redis past the production default (0.25 s); a
+            # timeout here would be a flake, not a finding (the timeout is tested on its own).
+            "redis_timeout_seconds": "5.0",
         }
 
 
