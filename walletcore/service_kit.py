@@ -184,7 +184,13 @@ def limiter_from_settings(
     """Redis when the settings say so (production), else the in-process limiter."""
     if settings.rate_limiter == "redis":
         assert settings.redis_url is not None  # the settings refuse redis without a URL
-        return RedisRateLimiter(settings.redis_url, namespace=namespace, subject_key=subject_key)
+        return RedisRateLimiter(
+            settings.redis_url,
+            namespace=namespace,
+            subject_key=subject_key,
+            timeout=settings.redis_timeout_seconds,
+            connect_timeout=settings.redis_timeout_seconds,
+        )
     return InMemoryRateLimiter()
 
 

@@ -313,6 +313,10 @@ class _Verified:
     claims: Mapping[str, Any]
 
 
+class _TooLong(_Rejected):
+    """Correctly signed, but living longer than its kind may: not from a conforming issuer."""
+
+
 class _Decoder:
     """The checks every kind shares; returns the verified claims or raises a `_Rejected`.
 
@@ -378,7 +382,13 @@ class _Decoder:
         except jwt.PyJWTError:
             raise _Rejected from None
         claims: dict[str, Any] = decoded["payload"]
-        self._check_times(claims)
+        try:
+            self._check_times(claims)
+        except _TooLong:
+            # Only a token of this kind can be too long for it; another kind is just invalid.
+            if decoded["header"].get("typ") != self._kind.typ:
+                raise _Rejected from None
+            raise
         if decoded["header"].get("typ") != self._kind.typ:
             raise _WrongKind
         if (
@@ -405,7 +415,9 @@ class _Decoder:
         leeway = CLOCK_SKEW_LEEWAY.total_seconds()
         if issued_at > now + leeway or not_before > now + leeway:
             raise _Rejected
-        if not 0 < expires_at - issued_at <= self._kind.max_lifetime.total_seconds():
+        if expires_at - issued_at > self._kind.max_lifetime.total_seconds():
+            raise _TooLong
+        if expires_at <= issued_at:
             raise _Rejected
         if now >= expires_at + leeway:
             raise _Expired
@@ -523,6 +535,10 @@ class GrantVerifier:
         except _Expired:
             raise PermissionDenied(
                 "the step-up grant has expired", reason="GRANT_EXPIRED"
+            ) from None
+        except _TooLong:
+            raise PermissionDenied(
+                "the step-up grant lives longer than 5 minutes", reason="GRANT_LIFETIME_TOO_LONG"
             ) from None
         except _Rejected:
             raise PermissionDenied(

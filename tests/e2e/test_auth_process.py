@@ -49,6 +49,8 @@ class AuthProcess:
     process: asyncio.subprocess.Process
     public_port: int
     log: Path
+    ports: dict[str, int]
+    """Every port by kind (PUBLIC, ADMIN, INTERNAL, METRICS)."""
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -94,7 +96,7 @@ async def auth_process(
             stdout=sink,
             stderr=sink,
         )
-    running = AuthProcess(process, ports["PUBLIC"], log)
+    running = AuthProcess(process, ports["PUBLIC"], log, ports)
     try:
         await wait_until_serving(running)
         yield running

@@ -60,6 +60,7 @@ from services.auth.domain.throttling import MAX_CONSECUTIVE_FAILURES, CounterSco
 from services.auth.domain.totp import MAX_FAILED_CONFIRMATIONS, TotpState
 from walletcore.audit import define_audit_table
 from walletcore.db import UTCDateTime, enum_check, make_metadata
+from walletcore.grants import define_consumed_grants_table
 from walletcore.idempotency import define_idempotency_table
 from walletcore.outbox import define_outbox_table
 
@@ -360,12 +361,7 @@ security_events = Table(
     *_origin_checks(),
 )
 
-used_grants = Table(
-    "used_grants",
-    metadata,
-    Column("jti", String(ID_LENGTH), primary_key=True),
-    Column("expires_at", UTCDateTime, nullable=False, index=True),
-)
+used_grants = define_consumed_grants_table(metadata, name="used_grants")
 
 outbox = define_outbox_table(metadata)
 audit_log = define_audit_table(metadata)

@@ -13,21 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar, Final
 
-import email_validator
 import phonenumbers
 
-from walletcore.errors import InvalidArgument
+from walletcore.contacts import MAX_EMAIL_LENGTH as MAX_EMAIL_LENGTH
+from walletcore.contacts import normalized_email, normalized_phone
 
-MAX_EMAIL_LENGTH: Final = 254
-# Longer than any phone number however it is spaced; keeps the parser's work bounded.
-_MAX_RAW_PHONE_LENGTH: Final = 64
 _E164: Final = re.compile(r"\+[1-9][0-9]{6,14}")
-# "+", digits and the usual visual separators only: the parser would otherwise turn
-# letters into keypad digits ("+86138abcd8000" became "+8613822238000").
-_PHONE_SPELLING: Final = re.compile(r"\+[0-9 ()\-]+")
-_MOBILE_CAPABLE: Final = frozenset(
-    {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
-)
 
 
 class ContactKind(enum.StrEnum):
@@ -53,21 +44,7 @@ class Phone:
         """Accepts international notation with a leading "+" (spaces, dashes and brackets
         allowed); raises InvalidArgument on `field` for anything that is not a valid,
         mobile-capable number."""
-        invalid = InvalidArgument.field(
-            field, "must be a valid mobile number in international format, starting with +"
-        )
-        if len(raw) > _MAX_RAW_PHONE_LENGTH or not _PHONE_SPELLING.fullmatch(raw.strip()):
-            raise invalid
-        try:
-            number = phonenumbers.parse(raw, None)
-        except phonenumbers.NumberParseException:
-            raise invalid from None
-        if (
-            not phonenumbers.is_valid_number(number)
-            or phonenumbers.number_type(number) not in _MOBILE_CAPABLE
-        ):
-            raise invalid
-        return cls(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+        return cls(normalized_phone(raw, field=field))
 
     @property
     def value(self) -> str:
@@ -102,17 +79,7 @@ class Email:
     def parse(cls, raw: str, *, field: str = "email") -> Email:
         """Raises InvalidArgument on `field` for a malformed address. Deliverability (DNS) is
         not checked: the verification code proves the address works."""
-        invalid = InvalidArgument.field(field, "must be a valid email address")
-        if len(raw) > MAX_EMAIL_LENGTH:
-            raise invalid
-        try:
-            checked = email_validator.validate_email(raw, check_deliverability=False)
-        except email_validator.EmailNotValidError:
-            raise invalid from None
-        address = f"{checked.local_part}@{checked.ascii_domain}"
-        if len(address) > MAX_EMAIL_LENGTH:
-            raise invalid
-        return cls(address)
+        return cls(normalized_email(raw, field=field))
 
     @property
     def value(self) -> str:

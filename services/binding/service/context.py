@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
 from services.binding.service.ports import CardVault, ContactVerification, Fingerprints, KycStatus
 from walletcore.clock import Clock
+
+FINGERPRINT_CONTEXT: Final = "binding.card_fingerprint"
+"""The blind-index context of card fingerprints (`walletcore.crypto.BlindIndex`), so the
+fingerprint key derives digests that no other index shares."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from services.binding.domain.cards import Card, CardNumber, CardStatus
 from services.binding.domain.contact_changes import ContactChange, ContactKind
 from services.binding.domain.holds import RefundHold, WithdrawalHold
 from services.binding.domain.reasons import Reason, card_already_bound, kyc_not_approved
-from services.binding.service.context import BindingContext
+from services.binding.service.context import FINGERPRINT_CONTEXT, BindingContext
 from services.binding.service.ports import (
     Cards,
     ContactChanges,
@@ -58,7 +58,6 @@ from walletcore.errors import (
 from walletcore.fakes import FakeClock, FakeTransactions, FakeUnitOfWork, SnapshotStore
 from walletcore.tokens import VerifiedGrant
 
-FINGERPRINT_CONTEXT: Final = "binding.card_fingerprint"
 CODE_LIFETIME: Final = timedelta(minutes=5)
 MAX_CODE_ATTEMPTS: Final = 5
 

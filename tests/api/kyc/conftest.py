@@ -53,6 +53,9 @@ def kyc_backend(request: pytest.FixtureRequest) -> dict[str, Any]:
         "database_url": request.getfixturevalue("postgres_url"),
         "redis_url": request.getfixturevalue("redis_url"),
         "rate_limiter": "redis",
+        # The shared machine can stall Redis past the production default (0.25 s); a
+        # timeout here would be a flake, not a finding (the timeout is tested on its own).
+        "redis_timeout_seconds": 5.0,
         "rate_limit_namespace": request.getfixturevalue("redis_prefix"),
     }
 

@@ -174,6 +174,8 @@ async def refund_storage(
             # Limits are per account, and every test's accounts are new: Redis is shared safely.
             "redis_url": auth_backend["redis_url"],
             "rate_limiter": "redis",
+            # As auth's API tests: a loaded machine can stall one check past the 0.25 s default.
+            "redis_timeout_seconds": "5.0",
         }
 
 

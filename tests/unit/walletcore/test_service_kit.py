@@ -6,13 +6,17 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
+from redis.asyncio import Redis
 
+from walletcore.ratelimit.redis import RedisRateLimiter
 from walletcore.service_kit import (
     configured_or_development,
     identity_jwks,
+    limiter_from_settings,
     prepared_database_url,
     release_all,
 )
+from walletcore.settings import ServiceSettings
 from walletcore.tokens import DEVELOPMENT_IDENTITY_KEYS_LABEL, SigningKeyRing
 
 pytestmark = pytest.mark.unit
@@ -53,3 +57,22 @@ def test_a_sqlite_file_gets_its_folder(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path}/var/deep/kyc.db"
     assert prepared_database_url(url) == url
     assert (tmp_path / "var" / "deep").is_dir()
+
+
+async def test_the_redis_limiter_waits_as_long_as_the_settings_say() -> None:
+    settings = ServiceSettings(
+        service_name="probe",
+        redis_url="redis://127.0.0.1:1/0",
+        redis_timeout_seconds=1.5,
+    )
+
+    limiter = limiter_from_settings(settings, namespace="probe", subject_key=b"k" * 32)
+    try:
+        assert isinstance(limiter, RedisRateLimiter)
+        # The client's own socket timeouts: nothing connects before the first check.
+        client = limiter._redis
+        assert isinstance(client, Redis)
+        kwargs = client.connection_pool.connection_kwargs
+        assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (1.5, 1.5)
+    finally:
+        await limiter.close()

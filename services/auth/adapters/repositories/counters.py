@@ -25,6 +25,7 @@ from services.auth.domain.ledger import (
 )
 from services.auth.domain.throttling import CounterScope, FailureCounter
 from walletcore.db import lock_for_update
+from walletcore.grants import SqlConsumedGrants
 
 
 async def _locked_row(
@@ -112,11 +113,8 @@ class SqlFailureCounters:
         )
 
 
-class SqlUsedGrants:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+class SqlUsedGrants(SqlConsumedGrants):
+    """walletcore's consumed-grant rows, in auth's `used_grants` table."""
 
-    async def consume(self, jti: str, expires_at: datetime) -> bool:
-        return await insert_if_absent(
-            self._session, used_grants, {"jti": jti, "expires_at": expires_at}, ["jti"]
-        )
+    def __init__(self, session: AsyncSession) -> None:
+        super().__init__(session, used_grants)
