@@ -13,14 +13,11 @@ import asyncio
 import itertools
 import os
 import signal
-import socket
 import sys
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import grpc.aio
 import httpx
 import pytest
 
@@ -34,95 +31,13 @@ from services.refund.service.context import RefundContext
 from services.refund.service.fakes import FakeGateway, FakeHolds
 from services.refund.service.ledger import record_captured_payment
 from services.refund.service.requests import RefundRequest, request_refund
-from wallet.binding.v1 import binding_query_service_pb2 as query_pb
-from wallet.binding.v1 import binding_query_service_pb2_grpc
+from tests.e2e.refund_peers import ROOT, StandInBinding, binding, free_port, gateway  # noqa: F401
 from walletcore.db import create_engine, session_factory
 from walletcore.migrations import service_migrations_dir, upgrade_to_head
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 30.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class StandInBinding(binding_query_service_pb2_grpc.BindingQueryServiceServicer):
-    """Binding's query RPCs as the payout needs them: every hold granted, every card usable
-    (binding's own rules have their tests)."""
-
-    def __init__(self) -> None:
-        self.held: dict[str, str] = {}
-
-    async def GetInstrument(self, request: Any, context: Any) -> query_pb.GetInstrumentResponse:
-        return query_pb.GetInstrumentResponse(
-            instrument=query_pb.Instrument(
-                instrument_id=request.instrument_id, usable_for_refund=True
-            )
-        )
-
-    async def GetWithdrawalHold(
-        self, request: Any, context: Any
-    ) -> query_pb.BindingQueryServiceGetWithdrawalHoldResponse:
-        return query_pb.BindingQueryServiceGetWithdrawalHoldResponse()
-
-    async def PlaceRefundHold(self, request: Any, context: Any) -> query_pb.PlaceRefundHoldResponse:
-        self.held[request.refund_id] = request.instrument_id
-        return query_pb.PlaceRefundHoldResponse()
-
-    async def ReleaseRefundHold(
-        self, request: Any, context: Any
-    ) -> query_pb.ReleaseRefundHoldResponse:
-        return query_pb.ReleaseRefundHoldResponse(
-            released=self.held.pop(request.refund_id, None) is not None
-        )
-
-
-@pytest.fixture
-async def binding() -> AsyncIterator[tuple[str, StandInBinding]]:
-    server = grpc.aio.server()
-    stand_in = StandInBinding()
-    binding_query_service_pb2_grpc.add_BindingQueryServiceServicer_to_server(stand_in, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    yield f"127.0.0.1:{port}", stand_in
-    await server.stop(0)
-
-
-@pytest.fixture
-async def gateway(tmp_path: Path) -> AsyncIterator[str]:
-    """The simulated gateway as a process, answering each payout after 3 seconds."""
-    port = free_port()
-    environment = {
-        **os.environ,
-        "REFUND_SIM_PORT": str(port),
-        "REFUND_SIM_LATENCY_SECONDS": "3",
-    }
-    with (tmp_path / "gateway.log").open("wb") as log:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "services.refund.gateway_sim",
-            cwd=ROOT,
-            env=environment,
-            stdout=log,
-            stderr=log,
-        )
-    url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient() as client:
-        for _ in range(200):
-            try:
-                if (await client.get(f"{url}/health")).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                await asyncio.sleep(0.05)
-    yield url
-    process.send_signal(signal.SIGTERM)
-    await process.wait()
 
 
 async def approved_refund(database_url: str) -> str:
@@ -203,7 +118,9 @@ async def refund_state(database_url: str, refund_id: str) -> tuple[str, list[str
 
 
 async def test_a_refund_killed_mid_payout_is_paid_exactly_once(
-    tmp_path: Path, binding: tuple[str, StandInBinding], gateway: str
+    tmp_path: Path,
+    binding: tuple[str, StandInBinding],  # noqa: F811 (the fixture imported above)
+    gateway: str,  # noqa: F811
 ) -> None:
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'refund.db'}"
     refund_id = await approved_refund(database_url)
