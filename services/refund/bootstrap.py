@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from http.server import ThreadingHTTPServer
@@ -187,24 +188,27 @@ class RefundApp(ServiceApp):
     engine: AsyncEngine
     limiter: RateLimiter
     clients: InternalClients
-    closers: list[object] = field(default_factory=list)
+    closers: list[Callable[[], object]] = field(default_factory=list)
     ports: dict[str, int] | None = None
 
     migrations_dir: ClassVar[Path] = MIGRATIONS_DIR
 
     async def _release(self) -> None:
         await release_all(
-            *self.closers,  # type: ignore[arg-type]
+            *self.closers,
             self.clients.close,
             self.limiter.close,
             self.engine.dispose,
         )
 
 
-def _gateway(settings: RefundSettings) -> tuple[PayoutGateway, list[object]]:
+def _gateway(settings: RefundSettings) -> tuple[PayoutGateway, list[Callable[[], object]]]:
     """The configured gateway; in development without one, the simulated gateway on an
     ephemeral local port inside this process (the production profile refuses an empty URL)."""
-    closers: list[object] = []
+    # httpx logs every request at INFO: the worker's polls of the gateway would fill the log
+    # each second. Failures reach the log through the worker's own warnings.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    closers: list[Callable[[], object]] = []
     url = settings.gateway_url
     if not url:
         simulator: ThreadingHTTPServer = serve_simulator("127.0.0.1", 0, SimulatorConfig())
@@ -252,7 +256,7 @@ def build(
                 reads=BINDING_READS,
             )
         )
-    closers: list[object] = []
+    closers: list[Callable[[], object]] = []
     if gateway is None:
         gateway, closers = _gateway(settings)
     auth_keys = auth_keyset(auth, clock=clock)
