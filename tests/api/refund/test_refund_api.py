@@ -4,6 +4,7 @@ payout worker against binding's holds and a gateway that times out, declines and
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import grpc
@@ -368,3 +369,22 @@ async def test_a_user_token_is_no_credential_on_the_admin_port(refund_app: Refun
         refund_app.ops.ListRefundQueue(ops_pb.ListRefundQueueRequest(), metadata=holder.metadata)
     )
     assert denied.code is grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_request_refund_is_limited_to_100_an_hour_per_account(
+    refund_app: RefundTestApp,
+) -> None:
+    holder, other = await refund_app.new_holder(), await refund_app.new_holder()
+    payment = await refund_app.capture(holder)
+    refused_ones = await asyncio.gather(
+        *(refused(refund_app.request(holder, payment.payment_id, 200_000)) for _ in range(40))
+    )
+    assert {r.reason for r in refused_ones} == {"REFUND_EXCEEDS_CAPTURED"}
+    accepted = await asyncio.gather(
+        *(refund_app.request(holder, payment.payment_id, 1) for _ in range(60))
+    )
+    assert len(accepted) == 60
+    limited = await refused(refund_app.request(holder, payment.payment_id, 1))
+    assert (limited.code, limited.reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED")
+    theirs = await refund_app.capture(other)
+    assert (await refund_app.request(other, theirs.payment_id, 1)).state == APPROVED
