@@ -30,7 +30,7 @@ from services.refund.domain.money import Money
 from services.refund.domain.payments import CapturedPayment
 from services.refund.domain.policy import RefundPolicy
 from services.refund.domain.reasons import Reason
-from services.refund.domain.refunds import FINAL_FOR_USER, Refund, RefundState
+from services.refund.domain.refunds import Refund, RefundState
 from services.refund.service.context import RefundContext
 from services.refund.service.ports import (
     GatewayCursors,
@@ -353,6 +353,3 @@ class RefundFakes:
         )
         tx = FakeTransactions(lambda: FakeRefundUnitOfWork(store, clock))
         return cls(store, clock, holds, gateway, ctx, tx)
-
-    def final(self, refund_id: str) -> bool:
-        return self.store.refunds[refund_id].state in FINAL_FOR_USER
