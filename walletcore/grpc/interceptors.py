@@ -1,7 +1,7 @@
 """The server's per-call pipeline, one interceptor per concern, outermost first:
 
-1. `RequestContextInterceptor`: request id (taken from `x-request-id` or generated, echoed as
-   initial metadata, put in the log context), the client address, one log line and the
+1. `RequestContextInterceptor`: request id (taken from `x-request-id` or generated, echoed in
+   the trailing metadata, put in the log context), the client address, one log line and the
    Prometheus observations per RPC.
 2. `ErrorMappingInterceptor`: a DomainError becomes its rich status (walletcore.grpc.status);
    anything else is logged with its trace and becomes INTERNAL "internal error".
@@ -217,8 +217,10 @@ class RequestContextInterceptor(GuardInterceptor):
         address_token = _client_address.set(client_address(context, self._trusted_proxy_header))
         started = time.perf_counter()
         code = grpc.StatusCode.UNKNOWN
+        # Trailing, not initial: those go out with the status in the batch that ends the call,
+        # where sending initial metadata on its own cost a batch (a write) per call.
+        context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
         try:
-            await context.send_initial_metadata(((REQUEST_ID_KEY, request_id),))
             yield
             code = context.code() or grpc.StatusCode.OK
         except grpc.aio.AbortError:
@@ -317,7 +319,14 @@ class ErrorMappingInterceptor(GuardInterceptor):
             raise  # the handler ended the call itself
         except Exception as error:
             if isinstance(error, DomainError) and status_code_of(error) is not None:
-                await context.abort_with_status(to_grpc_status(error, self._domain))
+                status = to_grpc_status(error, self._domain)
+                # abort() replaces the trailing metadata set so far (the request id) with the
+                # status's own details unless both are passed.
+                await context.abort(
+                    status.code,
+                    status.details,
+                    (*context.trailing_metadata(), *status.trailing_metadata),
+                )
             self._logger.exception("unhandled error in %s", method)
             await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_ERROR_MESSAGE)
 
