@@ -219,13 +219,18 @@ class AuthApp(ServiceApp):
     transports: Transports
     limiter: RateLimiter
     hasher: PasswordHasher
+    statements: SingleStatementReads
     ports: dict[str, int] | None = None
 
     migrations_dir: ClassVar[Path] = MIGRATIONS_DIR
 
     async def _release(self) -> None:
         await release_all(
-            self.transports.aclose, self.limiter.close, self.hasher.close, self.engine.dispose
+            self.transports.aclose,
+            self.limiter.close,
+            self.hasher.close,
+            self.statements.close,
+            self.engine.dispose,
         )
 
 
@@ -285,7 +290,8 @@ def build(
         ),
         idempotency,
     )
-    reads = SqlAccountReads(SingleStatementReads(engine), protection)
+    statements = SingleStatementReads(engine)
+    reads = SqlAccountReads(statements, protection)
     transports = (
         transports if transports is not None else transports_from_settings(settings.notifier)
     )
@@ -322,6 +328,7 @@ def build(
         transports=transports,
         limiter=limiter,
         hasher=hasher,
+        statements=statements,
     )
 
 
