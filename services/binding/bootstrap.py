@@ -12,7 +12,8 @@ Who may call what:
   (walletcore.users.ActiveUserVerifier): a frozen account is refused on its next request.
   BindCard and StartContactChange are rate-limited per account.
 - internal port: BindingQueryService for refund's service identity only.
-- admin port (BindingAdminService, the officer-assisted contact change): not served yet.
+- admin port: BindingAdminService (the officer-assisted contact change and binding's audit
+  chain) for operators with the role `security_officer` only.
 
 Peers: auth (user checks, grant keys, the contact change) and kyc (the holder-name match and
 the KYC level), each over walletcore's internal channel with binding's service token.
@@ -29,23 +30,27 @@ from typing import ClassVar, Final
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.binding.adapters.peers import KYC_READS, AuthContactVerification, KycStatusClient
-from services.binding.adapters.tables import idempotency_records
+from services.binding.adapters.tables import audit_log, idempotency_records
 from services.binding.adapters.uow import SqlBindingUnitOfWork
 from services.binding.adapters.vault import VAULT_MIGRATIONS_DIR, LocalCardVault
+from services.binding.api.admin import BindingAdminServicer
 from services.binding.api.binding_service import BindingServicer
 from services.binding.api.query import BindingQueryServicer
 from services.binding.service.context import FINGERPRINT_CONTEXT, BindingContext
 from services.binding.settings import BindingSettings
 from wallet.binding.v1 import (
+    binding_admin_service_pb2,
+    binding_admin_service_pb2_grpc,
     binding_query_service_pb2,
     binding_query_service_pb2_grpc,
     binding_service_pb2,
     binding_service_pb2_grpc,
 )
+from walletcore.audit_rpcs import AuditExportTokens, AuditRpcs
 from walletcore.clock import Clock, utc_now
 from walletcore.crypto import BlindIndex, KeyRing
 from walletcore.db import create_engine, session_factory
-from walletcore.grpc.access import AUTHENTICATED, require_roles
+from walletcore.grpc.access import AUTHENTICATED, AccessRule, require_roles
 from walletcore.grpc.clients import (
     InternalClients,
     InternalTarget,
@@ -55,11 +60,13 @@ from walletcore.grpc.clients import (
 from walletcore.grpc.interceptors import RateRule, by_caller
 from walletcore.grpc.server import BackgroundTask, Port, PortKind, ServiceServer
 from walletcore.idempotency import IdempotencyRecords, RetentionPurge
+from walletcore.identity import OperatorRole
 from walletcore.keys import development_keys
 from walletcore.migrations import upgrade_to_head
 from walletcore.ratelimit import RateLimiter
 from walletcore.ratelimit.base import Policy
 from walletcore.service_kit import (
+    EngineAuditReader,
     ServiceApp,
     blind_index,
     encryption_ring,
@@ -75,6 +82,7 @@ from walletcore.service_kit import (
 from walletcore.tokens import (
     AccessTokenVerifier,
     GrantVerifier,
+    OperatorTokenVerifier,
     ServiceTokenVerifier,
     StaticKeySet,
 )
@@ -90,6 +98,7 @@ DEVELOPMENT_RATE_LIMIT_KEY_LABEL: Final = "binding-rate-limit-subjects"
 
 BINDING_SERVICE: Final = binding_service_pb2.DESCRIPTOR.services_by_name["BindingService"]
 QUERY_SERVICE: Final = binding_query_service_pb2.DESCRIPTOR.services_by_name["BindingQueryService"]
+ADMIN_SERVICE: Final = binding_admin_service_pb2.DESCRIPTOR.services_by_name["BindingAdminService"]
 
 CARD_BINDS_PER_ACCOUNT_HOUR: Final = Policy("card_binds_per_account_hour", 10, 3600)
 """Ten bind attempts an hour per account, refused ones included: someone testing stolen card
@@ -168,6 +177,12 @@ def public_rate_rules() -> dict[str, list[RateRule]]:
     }
 
 
+def admin_policy() -> dict[str, AccessRule]:
+    """Every admin RPC, the audit ones included, is a security officer's."""
+    officers = require_roles(OperatorRole.SECURITY_OFFICER.value)
+    return rpc_policy(ADMIN_SERVICE, lambda name: officers)
+
+
 def build(settings: BindingSettings, *, clock: Clock = utc_now) -> BindingApp:
     """Wires binding from `settings`; `clock` defaults to the real one (tests pass theirs)."""
     keys = BindingKeys.from_settings(settings)
@@ -221,8 +236,15 @@ def build(settings: BindingSettings, *, clock: Clock = utc_now) -> BindingApp:
     users = ActiveUserVerifier(
         AccessTokenVerifier(auth_keys, settings.auth_issuer, clock=clock), auth
     )
+    identities = StaticKeySet(keys.identity_jwks)
+    operators = OperatorTokenVerifier(identities, settings.identity_issuer, clock=clock)
+    audit = AuditRpcs(
+        EngineAuditReader(engine, audit_log),
+        AuditExportTokens(keys.encryption, SERVICE_NAME),
+        clock,
+    )
     services = ServiceTokenVerifier(
-        StaticKeySet(keys.identity_jwks),
+        identities,
         settings.identity_issuer,
         audience=SERVICE_NAME,
         allowed_services=QUERY_CALLERS,
@@ -241,6 +263,18 @@ def build(settings: BindingSettings, *, clock: Clock = utc_now) -> BindingApp:
             rpc_policy(BINDING_SERVICE, lambda name: AUTHENTICATED),
             verifier=users,
             rate_rules=public_rate_rules(),
+        ),
+        Port(
+            PortKind.ADMIN,
+            [
+                grpc_service(
+                    ADMIN_SERVICE,
+                    binding_admin_service_pb2_grpc.add_BindingAdminServiceServicer_to_server,
+                    BindingAdminServicer(ctx, tx, audit),
+                )
+            ],
+            admin_policy(),
+            verifier=operators,
         ),
         Port(
             PortKind.INTERNAL,
