@@ -17,20 +17,25 @@ Who may call what:
 
 Peers: auth (user checks, grant keys, the contact change) and kyc (the holder-name match and
 the KYC level), each over walletcore's internal channel with binding's service token.
+
+Background tasks (walletcore.idempotency.RetentionPurge, hourly): idempotency records past
+their 30 days, and consumed-grant rows whose grants can no longer be accepted
+(walletcore.grants.ExpiredGrantRows).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.binding.adapters.peers import KYC_READS, AuthContactVerification, KycStatusClient
-from services.binding.adapters.tables import audit_log, idempotency_records
+from services.binding.adapters.tables import audit_log, consumed_grants, idempotency_records
 from services.binding.adapters.uow import SqlBindingUnitOfWork
 from services.binding.adapters.vault import VAULT_MIGRATIONS_DIR, LocalCardVault
 from services.binding.api.admin import BindingAdminServicer
@@ -50,6 +55,7 @@ from walletcore.audit_rpcs import AuditExportTokens, AuditRpcs
 from walletcore.clock import Clock, utc_now
 from walletcore.crypto import BlindIndex, KeyRing
 from walletcore.db import create_engine, session_factory
+from walletcore.grants import ExpiredGrantRows
 from walletcore.grpc.access import AUTHENTICATED, AccessRule, require_roles
 from walletcore.grpc.clients import (
     InternalClients,
@@ -232,7 +238,12 @@ def build(settings: BindingSettings, *, clock: Clock = utc_now) -> BindingApp:
         lambda: SqlBindingUnitOfWork(sessions, encryption=keys.encryption, grants=grants),
         idempotency,
     )
-    purge = RetentionPurge(idempotency, sessions)
+    purges = {
+        "idempotency-purge": RetentionPurge(idempotency, sessions),
+        "consumed-grant-purge": RetentionPurge(
+            ExpiredGrantRows(consumed_grants, clock=clock), sessions
+        ),
+    }
     users = ActiveUserVerifier(
         AccessTokenVerifier(auth_keys, settings.auth_issuer, clock=clock), auth
     )
@@ -290,15 +301,16 @@ def build(settings: BindingSettings, *, clock: Clock = utc_now) -> BindingApp:
         ),
     ]
 
-    async def purge_expired_requests() -> None:
-        await run_until_shutdown(server, purge.run_forever)
+    def purging(purge: RetentionPurge) -> Callable[[], Coroutine[Any, Any, None]]:
+        # `server` is looked up when the task starts, once it is built below.
+        return lambda: run_until_shutdown(server, purge.run_forever)
 
     server = ServiceServer(
         settings,
         ports,
         limiter,
         logger,
-        [BackgroundTask("idempotency-purge", purge_expired_requests)],
+        [BackgroundTask(name, purging(purge)) for name, purge in purges.items()],
     )
     return BindingApp(
         settings=settings,
