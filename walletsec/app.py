@@ -52,7 +52,10 @@ class State:
     token_file: Path | None = None
     json_output: bool = False
     connection: Connection | None = None
-    out: Console = field(default_factory=lambda: Console(file=sys.stdout, highlight=False))
+    # soft_wrap: a line longer than the terminal (or a pipe's 80 columns) stays one line.
+    out: Console = field(
+        default_factory=lambda: Console(file=sys.stdout, highlight=False, soft_wrap=True)
+    )
     err: Console = field(default_factory=lambda: Console(file=sys.stderr, highlight=False))
 
     def connect(self) -> Connection:

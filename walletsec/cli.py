@@ -10,6 +10,8 @@ from __future__ import annotations
 from walletsec import accounts, audit, bulk, kyc
 from walletsec.app import app
 
+__all__ = ["app", "main"]
+
 accounts.register(app)
 bulk.register(app)
 app.add_typer(audit.commands, name="audit")
