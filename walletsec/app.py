@@ -56,7 +56,9 @@ class State:
     out: Console = field(
         default_factory=lambda: Console(file=sys.stdout, highlight=False, soft_wrap=True)
     )
-    err: Console = field(default_factory=lambda: Console(file=sys.stderr, highlight=False))
+    err: Console = field(
+        default_factory=lambda: Console(file=sys.stderr, highlight=False, soft_wrap=True)
+    )
 
     def connect(self) -> Connection:
         if self.connection is None:
