@@ -48,6 +48,8 @@ JOURNAL_SUFFIX: Final = ".journal"
 DEFAULT_BATCH_SIZE: Final = 500
 MAX_BATCH_SIZE: Final = 10_000
 """BulkFreezeAccounts takes at most 10,000 ids."""
+BATCH_TIMEOUT_SECONDS: Final = 300.0
+"""A batch of thousands freezes each account in one transaction: far longer than one call."""
 RETRY_DELAYS_SECONDS: Final = (1.0, 2.0, 4.0)
 """Waits before each retry of a batch refused with a transient status (UNAVAILABLE, ...)."""
 ACCOUNT_COLUMN: Final = "account_id"
@@ -346,7 +348,9 @@ def bulk_freeze(
     stub = rpc.AccountAdminServiceStub(connection.channel("auth"))
 
     def send(request: pb.BulkFreezeAccountsRequest) -> pb.BulkFreezeAccountsResponse:
-        return connection.call("auth", stub.BulkFreezeAccounts, request)
+        return connection.call(
+            "auth", stub.BulkFreezeAccounts, request, timeout=BATCH_TIMEOUT_SECONDS
+        )
 
     path = journal_path(csv_file)
     with Journal.open(path, spec) as journal:

@@ -109,16 +109,22 @@ class Connection:
             )
         return self._channels[service]
 
-    def call(self, service: str, method: Callable[..., _R], request: object) -> _R:
+    def call(
+        self,
+        service: str,
+        method: Callable[..., _R],
+        request: object,
+        timeout: float = RPC_TIMEOUT_SECONDS,
+    ) -> _R:
         """`method(request)` with the operator's credentials; a refusal raises CliError."""
         try:
             return method(
                 request,
                 metadata=(("authorization", f"Bearer {self.token}"),),
-                timeout=RPC_TIMEOUT_SECONDS,
+                timeout=timeout,
             )
         except grpc.RpcError as error:
-            raise rpc_failure(service, self.addresses[service], error) from None
+            raise rpc_failure(service, self.addresses[service], error, timeout) from None
 
     def close(self) -> None:
         for channel in self._channels.values():
@@ -151,7 +157,9 @@ class RpcFailure(CliError):
         self.retry_after = retry_after
 
 
-def rpc_failure(service: str, address: str, error: grpc.RpcError) -> RpcFailure:
+def rpc_failure(
+    service: str, address: str, error: grpc.RpcError, timeout: float = RPC_TIMEOUT_SECONDS
+) -> RpcFailure:
     """The one line for a failed call. The server's message is written for clients (it never
     holds secrets); the address is the operator's own setting."""
     details = error_details(error)
@@ -168,7 +176,7 @@ def rpc_failure(service: str, address: str, error: grpc.RpcError) -> RpcFailure:
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return RpcFailure(
             f"{service} admin API at {address} did not answer within "
-            f"{RPC_TIMEOUT_SECONDS:g} s (DEADLINE_EXCEEDED)",
+            f"{timeout:g} s (DEADLINE_EXCEEDED)",
             ExitCode.UNREACHABLE,
             code,
         )

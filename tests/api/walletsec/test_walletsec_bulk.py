@@ -40,14 +40,14 @@ def stop_after(
     real_call = Connection.call
     calls = Counter[str]()
 
-    def call(self: Connection, service: str, method: Any, request: object) -> Any:
+    def call(self: Connection, service: str, method: Any, request: object, **options: Any) -> Any:
         if not isinstance(request, admin_pb.BulkFreezeAccountsRequest):
-            return real_call(self, service, method, request)
+            return real_call(self, service, method, request, **options)
         calls["bulk"] += 1
         if calls["bulk"] <= answered:
-            return real_call(self, service, method, request)
+            return real_call(self, service, method, request, **options)
         if deliver:
-            real_call(self, service, method, request)
+            real_call(self, service, method, request, **options)
         raise stop
 
     monkeypatch.setattr(Connection, "call", call)
