@@ -13,8 +13,10 @@ import typer
 from rich.table import Table
 
 from wallet.auth.v1 import account_admin_service_pb2, account_admin_service_pb2_grpc
+from wallet.binding.v1 import binding_admin_service_pb2, binding_admin_service_pb2_grpc
 from wallet.common.v1 import paging_pb2
 from wallet.kyc.v1 import kyc_review_service_pb2, kyc_review_service_pb2_grpc
+from wallet.refund.v1 import refund_ops_service_pb2, refund_ops_service_pb2_grpc
 from walletsec.app import handled, parse_time, state_of, to_dict, when
 from walletsec.connection import CliError, ExitCode
 
@@ -44,6 +46,16 @@ AUDITED: Final = {
         kyc_review_service_pb2_grpc.KycReviewServiceStub,
         kyc_review_service_pb2.VerifyAuditLogRequest,
         kyc_review_service_pb2.ExportAuditLogRequest,
+    ),
+    "binding": AuditedService(
+        binding_admin_service_pb2_grpc.BindingAdminServiceStub,
+        binding_admin_service_pb2.VerifyAuditLogRequest,
+        binding_admin_service_pb2.ExportAuditLogRequest,
+    ),
+    "refund": AuditedService(
+        refund_ops_service_pb2_grpc.RefundOpsServiceStub,
+        refund_ops_service_pb2.VerifyAuditLogRequest,
+        refund_ops_service_pb2.ExportAuditLogRequest,
     ),
 }
 
