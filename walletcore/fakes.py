@@ -8,6 +8,7 @@ same on SQL:
   case forgets to save is lost.
 - `FakeUnitOfWork`: `async with` opens it, `commit()` keeps what was written, leaving without
   committing restores the snapshot; repositories call `require_open()`.
+- `FakeRepository`: the base of a fake repository, over its unit of work's store.
 - `FakeTransactions`: the `walletcore.transactions.Transactions` port over fresh units of
   work: commit on return, commit-then-raise on `CommittedRefusal`, roll back otherwise, and
   request_id replay from `store.idempotency_records` (rolled back with everything else).
@@ -122,6 +123,18 @@ class FakeUnitOfWork(Generic[_Store]):
         self._snapshot = self.store.snapshot()
 
 
+class FakeRepository(Generic[_Store]):
+    """Reads and writes `uow.store`, only while the unit of work is open."""
+
+    def __init__(self, uow: FakeUnitOfWork[_Store]) -> None:
+        self._uow = uow
+
+    @property
+    def _store(self) -> _Store:
+        self._uow.require_open()
+        return self._uow.store
+
+
 _Uow = TypeVar("_Uow", bound=FakeUnitOfWork[Any])
 
 
@@ -193,29 +206,24 @@ _Audited = TypeVar("_Audited", bound=AuditedStore)
 _Granting = TypeVar("_Granting", bound=GrantStore)
 
 
-class FakeAuditTrail(Generic[_Audited]):
+class FakeAuditTrail(FakeRepository[_Audited]):
     """The `walletcore.audit.AuditTrail` port over `store.audit_records`."""
 
-    def __init__(self, uow: FakeUnitOfWork[_Audited]) -> None:
-        self._uow = uow
-
     async def append(self, record: AuditRecord, now: datetime) -> None:
-        self._uow.require_open()
-        self._uow.store.audit_records.append((copy.deepcopy(record), now))
+        self._store.audit_records.append((copy.deepcopy(record), now))
 
 
-class FakeGrantAcceptance(Generic[_Granting]):
+class FakeGrantAcceptance(FakeRepository[_Granting]):
     """Accepts the grants `GrantStore.issue_grant` issued, once each."""
 
     def __init__(self, uow: FakeUnitOfWork[_Granting], clock: Clock) -> None:
-        self._uow = uow
+        super().__init__(uow)
         self._clock = clock
 
     async def accept(
         self, token: str, *, account_id: str, purpose: str, object_id: str
     ) -> VerifiedGrant:
-        self._uow.require_open()
-        store = self._uow.store
+        store = self._store
         grant = store.issued_grants.get(token)
         if grant is None or (grant.account_id, grant.purpose, grant.object_id) != (
             account_id,

@@ -58,6 +58,7 @@ from walletcore.fakes import (
     FakeAuditTrail,
     FakeClock,
     FakeGrantAcceptance,
+    FakeRepository,
     FakeTransactions,
     FakeUnitOfWork,
     GrantStore,
@@ -89,14 +90,7 @@ class FakeBindingUnitOfWork(FakeUnitOfWork[BindingStore]):
         self.audit: AuditTrail = FakeAuditTrail(self)
 
 
-class _Repository:
-    def __init__(self, uow: FakeBindingUnitOfWork) -> None:
-        self._uow = uow
-
-    @property
-    def _store(self) -> BindingStore:
-        self._uow.require_open()
-        return self._uow.store
+_Repository = FakeRepository[BindingStore]
 
 
 class FakeCards(_Repository):

@@ -27,6 +27,7 @@ from walletcore.fakes import (
     AuditedStore,
     FakeAuditTrail,
     FakeClock,
+    FakeRepository,
     FakeTransactions,
     FakeUnitOfWork,
 )
@@ -50,14 +51,7 @@ class FakeKycUnitOfWork(FakeUnitOfWork[KycStore]):
         self.audit: AuditTrail = FakeAuditTrail(self)
 
 
-class _Repository:
-    def __init__(self, uow: FakeKycUnitOfWork) -> None:
-        self._uow = uow
-
-    @property
-    def _store(self) -> KycStore:
-        self._uow.require_open()
-        return self._uow.store
+_Repository = FakeRepository[KycStore]
 
 
 class FakeCases(_Repository):

@@ -53,6 +53,7 @@ from walletcore.fakes import (
     FakeAuditTrail,
     FakeClock,
     FakeGrantAcceptance,
+    FakeRepository,
     FakeTransactions,
     FakeUnitOfWork,
     GrantStore,
@@ -76,14 +77,7 @@ class FakeRefundUnitOfWork(FakeUnitOfWork[RefundStore]):
         self.audit: AuditTrail = FakeAuditTrail(self)
 
 
-class _Repository:
-    def __init__(self, uow: FakeRefundUnitOfWork) -> None:
-        self._uow = uow
-
-    @property
-    def _store(self) -> RefundStore:
-        self._uow.require_open()
-        return self._uow.store
+_Repository = FakeRepository[RefundStore]
 
 
 _Item = TypeVar("_Item")
