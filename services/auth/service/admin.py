@@ -1,5 +1,6 @@
 """The security team's use cases (AccountAdminService): freezing, session revocation, account
-lookup, the security timeline and auth's audit trail.
+lookup and the security timeline (VerifyAuditLog and ExportAuditLog are
+`walletcore.audit_rpcs.AuditLogServicer`'s).
 
 The admin port's access policy has already admitted the caller as a security officer; the use
 cases take the officer's id and act as `Actor.security_officer`. Every mutating action, and
