@@ -8,11 +8,14 @@ chain (walletcore.audit): the use cases and their protobuf translations.
     start, end = optional_time(request.start_time, ...), ...
     page = await export_audit_log(reader, AuditExportTokens(key_ring, "kyc"), clock(), ...)
 
-or, for a servicer whose two RPCs are just these, `AuditRpcs` does both translations:
+An admin servicer gets both RPCs from `AuditLogServicer`, listed before its generated base:
 
-    rpcs = AuditRpcs(reader, AuditExportTokens(key_ring, "binding"), clock)
-    return VerifyAuditLogResponse(verification=await rpcs.verify())
-    entries, page = await rpcs.export(request, operator_id=current_caller().subject)
+    class KycReviewServicer(
+        AuditLogServicer[pb.VerifyAuditLogResponse, pb.ExportAuditLogResponse],
+        kyc_review_service_pb2_grpc.KycReviewServiceServicer,
+    ):
+        audit_responses = AuditResponses(pb.VerifyAuditLogResponse, pb.ExportAuditLogResponse)
+        # __init__ sets audit_reader, export_tokens and audit_clock
 
 Export pages are tokens sealed with the service's key ring and bound to the operator and the
 time range, so a token cannot be forged, edited or replayed with other bounds, and they expire
@@ -24,10 +27,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Generic, Literal, Protocol, TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -37,6 +40,7 @@ from walletcore.clock import Clock
 from walletcore.crypto import DecryptionFailed, KeyRing
 from walletcore.errors import FieldViolation, InvalidArgument
 from walletcore.grpc.convert import page_response, page_token_from
+from walletcore.identity import current_caller
 
 MAX_AUDIT_EXPORT_PAGE_SIZE: Final = 1_000
 DEFAULT_AUDIT_EXPORT_PAGE_SIZE: Final = 50
@@ -228,50 +232,60 @@ def export_page(page: paging_pb2.PageRequest) -> tuple[int, str]:
     return page.page_size or DEFAULT_AUDIT_EXPORT_PAGE_SIZE, page_token_from(page)
 
 
-class ExportAuditLogRequest(Protocol):
-    """Every service's ExportAuditLogRequest has these fields."""
+# -- the servicer ------------------------------------------------------------------------------
+
+_Verified = TypeVar("_Verified")
+_Exported = TypeVar("_Exported")
+
+
+class AuditExportRequest(Protocol):
+    """The fields every service's ExportAuditLogRequest has."""
 
     @property
     def start_time(self) -> Timestamp: ...
-
     @property
     def end_time(self) -> Timestamp: ...
-
     @property
     def page(self) -> paging_pb2.PageRequest: ...
-
     def HasField(self, field_name: Literal["start_time", "end_time"]) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
-class AuditRpcs:
-    """VerifyAuditLog and ExportAuditLog from request to response fields, for any service's
-    admin API (their messages have the same fields in every package)."""
+class AuditResponses(Generic[_Verified, _Exported]):
+    """A service's VerifyAuditLogResponse and ExportAuditLogResponse messages."""
 
-    reader: AuditReader
-    tokens: AuditExportTokens
-    clock: Clock
+    verify: Callable[..., _Verified]
+    export: Callable[..., _Exported]
 
-    async def verify(self) -> audit_pb2.AuditVerification:
-        return verification_to_proto(await verify_audit_log(self.reader, self.clock))
 
-    async def export(
-        self, request: ExportAuditLogRequest, *, operator_id: str
-    ) -> tuple[list[audit_pb2.AuditEntry], paging_pb2.PageResponse]:
+class AuditLogServicer(Generic[_Verified, _Exported]):
+    """VerifyAuditLog and ExportAuditLog over the service's audit chain, exported as the
+    calling operator (the access policy admits only security officers to them)."""
+
+    audit_responses: AuditResponses[_Verified, _Exported]
+    audit_reader: AuditReader
+    export_tokens: AuditExportTokens
+    audit_clock: Clock
+
+    async def VerifyAuditLog(self, request: object, context: object) -> _Verified:
+        check = await verify_audit_log(self.audit_reader, self.audit_clock)
+        return self.audit_responses.verify(verification=verification_to_proto(check))
+
+    async def ExportAuditLog(self, request: AuditExportRequest, context: object) -> _Exported:
         start = optional_time(request.start_time, request.HasField("start_time"), "start_time")
         end = optional_time(request.end_time, request.HasField("end_time"), "end_time")
         page_size, page_token = export_page(request.page)
         export = await export_audit_log(
-            self.reader,
-            self.tokens,
-            self.clock(),
-            operator_id=operator_id,
+            self.audit_reader,
+            self.export_tokens,
+            self.audit_clock(),
+            operator_id=current_caller().subject,
             start=start,
             end=end,
             page_size=page_size,
             page_token=page_token,
         )
-        return (
-            [audit_entry_to_proto(entry) for entry in export.entries],
-            page_response(export.next_page_token),
+        return self.audit_responses.export(
+            entries=[audit_entry_to_proto(entry) for entry in export.entries],
+            page=page_response(export.next_page_token),
         )

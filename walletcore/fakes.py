@@ -8,9 +8,13 @@ same on SQL:
   case forgets to save is lost.
 - `FakeUnitOfWork`: `async with` opens it, `commit()` keeps what was written, leaving without
   committing restores the snapshot; repositories call `require_open()`.
+- `FakeRepository`: the base of a fake repository, over its unit of work's store.
 - `FakeTransactions`: the `walletcore.transactions.Transactions` port over fresh units of
   work: commit on return, commit-then-raise on `CommittedRefusal`, roll back otherwise, and
   request_id replay from `store.idempotency_records` (rolled back with everything else).
+- `AuditedStore`, `FakeAuditTrail`: the audit records a use case appended, as tests read them.
+- `GrantStore`, `FakeGrantAcceptance`: step-up grants as auth would issue them, accepted once
+  each, for their account, purpose and object, until they expire.
 - `FakeClock`: a clock tests move by hand.
 """
 
@@ -19,13 +23,17 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hmac
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Generic, Self, TypeVar
 
-from walletcore.errors import FieldViolation, InvalidArgument
+from walletcore.audit import AuditRecord
+from walletcore.clock import Clock
+from walletcore.errors import FieldViolation, InvalidArgument, PermissionDenied
 from walletcore.idempotency import KEY_REUSED_REASON, REQUEST_ID_FIELD, IdempotencyKey
+from walletcore.tokens import VerifiedGrant
 from walletcore.transactions import run_in
 
 FAKE_START: Final = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
@@ -115,6 +123,18 @@ class FakeUnitOfWork(Generic[_Store]):
         self._snapshot = self.store.snapshot()
 
 
+class FakeRepository(Generic[_Store]):
+    """Reads and writes `uow.store`, only while the unit of work is open."""
+
+    def __init__(self, uow: FakeUnitOfWork[_Store]) -> None:
+        self._uow = uow
+
+    @property
+    def _store(self) -> _Store:
+        self._uow.require_open()
+        return self._uow.store
+
+
 _Uow = TypeVar("_Uow", bound=FakeUnitOfWork[Any])
 
 
@@ -156,3 +176,68 @@ class FakeTransactions(Generic[_Uow]):
             return response
 
         return await self.run(recorded)
+
+
+@dataclass
+class AuditedStore(SnapshotStore):
+    """A store whose units of work append audit records (`FakeAuditTrail`)."""
+
+    audit_records: list[tuple[AuditRecord, datetime]] = field(default_factory=list)
+
+
+@dataclass
+class GrantStore(AuditedStore):
+    """A store whose units of work accept step-up grants (`FakeGrantAcceptance`)."""
+
+    issued_grants: dict[str, VerifiedGrant] = field(default_factory=dict)
+    used_grants: dict[str, datetime] = field(default_factory=dict)
+
+    def issue_grant(
+        self, account_id: str, purpose: str, object_id: str, expires_at: datetime
+    ) -> str:
+        """A grant token as auth would sign it, for the fake grant acceptance."""
+        jti = uuid.uuid4().hex
+        token = f"grant-{jti}"
+        self.issued_grants[token] = VerifiedGrant(jti, account_id, purpose, object_id, expires_at)
+        return token
+
+
+_Audited = TypeVar("_Audited", bound=AuditedStore)
+_Granting = TypeVar("_Granting", bound=GrantStore)
+
+
+class FakeAuditTrail(FakeRepository[_Audited]):
+    """The `walletcore.audit.AuditTrail` port over `store.audit_records`."""
+
+    async def append(self, record: AuditRecord, now: datetime) -> None:
+        self._store.audit_records.append((copy.deepcopy(record), now))
+
+
+class FakeGrantAcceptance(FakeRepository[_Granting]):
+    """Accepts the grants `GrantStore.issue_grant` issued, once each."""
+
+    def __init__(self, uow: FakeUnitOfWork[_Granting], clock: Clock) -> None:
+        super().__init__(uow)
+        self._clock = clock
+
+    async def accept(
+        self, token: str, *, account_id: str, purpose: str, object_id: str
+    ) -> VerifiedGrant:
+        store = self._store
+        grant = store.issued_grants.get(token)
+        if grant is None or (grant.account_id, grant.purpose, grant.object_id) != (
+            account_id,
+            purpose,
+            object_id,
+        ):
+            raise PermissionDenied(
+                "the step-up grant is not for this action", reason="GRANT_INVALID"
+            )
+        if self._clock() >= grant.expires_at:
+            raise PermissionDenied("the step-up grant has expired", reason="GRANT_EXPIRED")
+        if grant.jti in store.used_grants:
+            raise PermissionDenied(
+                "the step-up grant was already used", reason="GRANT_ALREADY_USED"
+            )
+        store.used_grants[grant.jti] = grant.expires_at
+        return grant

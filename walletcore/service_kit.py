@@ -38,7 +38,8 @@ import functools
 import gc
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -49,18 +50,27 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from walletcore import audit
+from walletcore.clock import Clock
 from walletcore.crypto import BlindIndex, KeyRing
 from walletcore.db import normalize_url
-from walletcore.grpc.access import AccessRule
-from walletcore.grpc.server import BackgroundTaskFailed, Service, ServiceServer
+from walletcore.grpc.access import AccessPolicy, AccessRule
+from walletcore.grpc.interceptors import RateRule
+from walletcore.grpc.server import BackgroundTaskFailed, Port, PortKind, Service, ServiceServer
 from walletcore.idempotency import REQUEST_FINGERPRINT_CONTEXT
+from walletcore.identity import CredentialVerifier
 from walletcore.keys import development_keys, parse_key_spec
 from walletcore.logging import configure_logging
 from walletcore.migrations import upgrade_to_head
 from walletcore.outbox import OutboxDispatcher
 from walletcore.ratelimit import InMemoryRateLimiter, RateLimiter, RedisRateLimiter
 from walletcore.settings import ServiceSettings
-from walletcore.tokens import DEVELOPMENT_IDENTITY_KEYS_LABEL, SigningKeyRing
+from walletcore.tokens import (
+    DEVELOPMENT_IDENTITY_KEYS_LABEL,
+    OperatorTokenVerifier,
+    ServiceTokenVerifier,
+    SigningKeyRing,
+    StaticKeySet,
+)
 
 _T = TypeVar("_T")
 
@@ -266,6 +276,58 @@ def grpc_service(descriptor: ServiceDescriptor, add_to_server: Any, servicer: ob
     # The generated `add_..._to_server` functions are typed for one servicer class each.
     register: Callable[[grpc.aio.Server], None] = functools.partial(add_to_server, servicer)
     return Service(descriptor.full_name, register)
+
+
+def serving(
+    kind: PortKind,
+    descriptor: ServiceDescriptor,
+    add_to_server: Any,
+    servicer: object,
+    access: AccessPolicy,
+    *,
+    verifier: CredentialVerifier,
+    rate_rules: Mapping[str, Sequence[RateRule]] | None = None,
+) -> Port:
+    """A port serving one servicer, with its access policy, verifier and rate rules."""
+    return Port(
+        kind,
+        [grpc_service(descriptor, add_to_server, servicer)],
+        access,
+        verifier=verifier,
+        rate_rules=rate_rules or {},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CallerVerifiers:
+    """The verifiers of the admin and internal ports: operators and peer services present
+    tokens the identity provider signed."""
+
+    operators: OperatorTokenVerifier
+    services: ServiceTokenVerifier
+
+
+def caller_verifiers(
+    identity_jwks: list[dict[str, str]],
+    identity_issuer: str,
+    *,
+    audience: str,
+    allowed_services: Collection[str],
+    clock: Clock,
+) -> CallerVerifiers:
+    """Operator and service token verifiers over the identity provider's keys; a service
+    token must name `audience` and come from one of `allowed_services`."""
+    identities = StaticKeySet(identity_jwks)
+    return CallerVerifiers(
+        OperatorTokenVerifier(identities, identity_issuer, clock=clock),
+        ServiceTokenVerifier(
+            identities,
+            identity_issuer,
+            audience=audience,
+            allowed_services=allowed_services,
+            clock=clock,
+        ),
+    )
 
 
 # -- keys --------------------------------------------------------------------------------------

@@ -68,10 +68,10 @@ from walletcore.service_kit import (
     EngineAuditReader,
     ServiceApp,
     blind_index,
+    caller_verifiers,
     configured_or_development,
     dispatch_until_shutdown,
     encryption_ring,
-    grpc_service,
     identity_jwks,
     limiter_from_settings,
     prepared_database_url,
@@ -79,13 +79,12 @@ from walletcore.service_kit import (
     request_fingerprints,
     rpc_policy,
     run_until_shutdown,
+    serving,
     subject_key,
 )
 from walletcore.tokens import (
     AccessTokenVerifier,
     GrantVerifier,
-    OperatorTokenVerifier,
-    ServiceTokenVerifier,
     SigningKeyRing,
     StaticKeySet,
     TokenIssuer,
@@ -352,55 +351,40 @@ def _ports(
     clock: Clock,
 ) -> list[Port]:
     own_keys = StaticKeySet(keys.signing.public_jwks())
-    identities = StaticKeySet(keys.identity_jwks)
     users = ActiveSessionVerifier(
         AccessTokenVerifier(own_keys, settings.issuer, clock=clock), reads, clock
     )
-    operators = OperatorTokenVerifier(identities, settings.identity_issuer, clock=clock)
-    services = ServiceTokenVerifier(
-        identities,
+    callers = caller_verifiers(
+        keys.identity_jwks,
         settings.identity_issuer,
         audience=SERVICE_AUDIENCE,
         allowed_services=STATUS_CALLERS,
         clock=clock,
     )
-    public = AuthServicer(ctx, tx, reads)
-    officers = AccountAdminServicer(ctx, tx, EngineAuditReader(engine, audit_log))
-    internal = AccountStatusServicer(ctx, tx, reads, keys.signing.public_jwks)
     return [
-        Port(
+        serving(
             PortKind.PUBLIC,
-            [
-                grpc_service(
-                    AUTH_SERVICE, auth_service_pb2_grpc.add_AuthServiceServicer_to_server, public
-                )
-            ],
+            AUTH_SERVICE,
+            auth_service_pb2_grpc.add_AuthServiceServicer_to_server,
+            AuthServicer(ctx, tx, reads),
             public_policy(),
             verifier=users,
             rate_rules=sign_in_rate_rules(),
         ),
-        Port(
+        serving(
             PortKind.ADMIN,
-            [
-                grpc_service(
-                    ADMIN_SERVICE,
-                    account_admin_service_pb2_grpc.add_AccountAdminServiceServicer_to_server,
-                    officers,
-                )
-            ],
+            ADMIN_SERVICE,
+            account_admin_service_pb2_grpc.add_AccountAdminServiceServicer_to_server,
+            AccountAdminServicer(ctx, tx, EngineAuditReader(engine, audit_log)),
             admin_policy(),
-            verifier=operators,
+            verifier=callers.operators,
         ),
-        Port(
+        serving(
             PortKind.INTERNAL,
-            [
-                grpc_service(
-                    STATUS_SERVICE,
-                    account_status_service_pb2_grpc.add_AccountStatusServiceServicer_to_server,
-                    internal,
-                )
-            ],
+            STATUS_SERVICE,
+            account_status_service_pb2_grpc.add_AccountStatusServiceServicer_to_server,
+            AccountStatusServicer(ctx, tx, reads, keys.signing.public_jwks),
             internal_policy(),
-            verifier=services,
+            verifier=callers.services,
         ),
     ]

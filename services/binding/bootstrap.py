@@ -51,7 +51,7 @@ from wallet.binding.v1 import (
     binding_service_pb2,
     binding_service_pb2_grpc,
 )
-from walletcore.audit_rpcs import AuditExportTokens, AuditRpcs
+from walletcore.audit_rpcs import AuditExportTokens
 from walletcore.clock import Clock, utc_now
 from walletcore.crypto import BlindIndex, KeyRing
 from walletcore.db import create_engine, session_factory
@@ -249,11 +249,6 @@ def build(settings: BindingSettings, *, clock: Clock = utc_now) -> BindingApp:
     )
     identities = StaticKeySet(keys.identity_jwks)
     operators = OperatorTokenVerifier(identities, settings.identity_issuer, clock=clock)
-    audit = AuditRpcs(
-        EngineAuditReader(engine, audit_log),
-        AuditExportTokens(keys.encryption, SERVICE_NAME),
-        clock,
-    )
     services = ServiceTokenVerifier(
         identities,
         settings.identity_issuer,
@@ -281,7 +276,12 @@ def build(settings: BindingSettings, *, clock: Clock = utc_now) -> BindingApp:
                 grpc_service(
                     ADMIN_SERVICE,
                     binding_admin_service_pb2_grpc.add_BindingAdminServiceServicer_to_server,
-                    BindingAdminServicer(ctx, tx, audit),
+                    BindingAdminServicer(
+                        ctx,
+                        tx,
+                        EngineAuditReader(engine, audit_log),
+                        AuditExportTokens(keys.encryption, SERVICE_NAME),
+                    ),
                 )
             ],
             admin_policy(),

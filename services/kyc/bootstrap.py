@@ -64,8 +64,8 @@ from walletcore.service_kit import (
     EngineAuditReader,
     ServiceApp,
     blind_index,
+    caller_verifiers,
     encryption_ring,
-    grpc_service,
     identity_jwks,
     limiter_from_settings,
     prepared_database_url,
@@ -73,13 +73,11 @@ from walletcore.service_kit import (
     request_fingerprints,
     rpc_policy,
     run_until_shutdown,
+    serving,
     subject_key,
 )
 from walletcore.tokens import (
     AccessTokenVerifier,
-    OperatorTokenVerifier,
-    ServiceTokenVerifier,
-    StaticKeySet,
 )
 from walletcore.transactions import SqlTransactions
 from walletcore.users import AUTH_READS, ActiveUserVerifier, AuthStatusClient, auth_keyset
@@ -239,10 +237,8 @@ def _ports(
     users: CredentialVerifier,
     clock: Clock,
 ) -> list[Port]:
-    identities = StaticKeySet(keys.identity_jwks)
-    operators = OperatorTokenVerifier(identities, settings.identity_issuer, clock=clock)
-    services = ServiceTokenVerifier(
-        identities,
+    callers = caller_verifiers(
+        keys.identity_jwks,
         settings.identity_issuer,
         audience=SERVICE_NAME,
         allowed_services=STATUS_CALLERS,
@@ -255,41 +251,29 @@ def _ports(
         AuditExportTokens(keys.encryption, SERVICE_NAME),
     )
     return [
-        Port(
+        serving(
             PortKind.PUBLIC,
-            [
-                grpc_service(
-                    KYC_SERVICE,
-                    kyc_service_pb2_grpc.add_KycServiceServicer_to_server,
-                    KycServicer(ctx, tx),
-                )
-            ],
+            KYC_SERVICE,
+            kyc_service_pb2_grpc.add_KycServiceServicer_to_server,
+            KycServicer(ctx, tx),
             public_policy(),
             verifier=users,
             rate_rules=submit_rate_rules(),
         ),
-        Port(
+        serving(
             PortKind.ADMIN,
-            [
-                grpc_service(
-                    REVIEW_SERVICE,
-                    kyc_review_service_pb2_grpc.add_KycReviewServiceServicer_to_server,
-                    reviewers,
-                )
-            ],
+            REVIEW_SERVICE,
+            kyc_review_service_pb2_grpc.add_KycReviewServiceServicer_to_server,
+            reviewers,
             admin_policy(),
-            verifier=operators,
+            verifier=callers.operators,
         ),
-        Port(
+        serving(
             PortKind.INTERNAL,
-            [
-                grpc_service(
-                    STATUS_SERVICE,
-                    kyc_status_service_pb2_grpc.add_KycStatusServiceServicer_to_server,
-                    KycStatusServicer(ctx, tx),
-                )
-            ],
+            STATUS_SERVICE,
+            kyc_status_service_pb2_grpc.add_KycStatusServiceServicer_to_server,
+            KycStatusServicer(ctx, tx),
             internal_policy(),
-            verifier=services,
+            verifier=callers.services,
         ),
     ]

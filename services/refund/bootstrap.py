@@ -80,8 +80,8 @@ from walletcore.ratelimit.base import Policy
 from walletcore.service_kit import (
     EngineAuditReader,
     ServiceApp,
+    caller_verifiers,
     encryption_ring,
-    grpc_service,
     identity_jwks,
     limiter_from_settings,
     prepared_database_url,
@@ -89,14 +89,12 @@ from walletcore.service_kit import (
     request_fingerprints,
     rpc_policy,
     run_until_shutdown,
+    serving,
     subject_key,
 )
 from walletcore.tokens import (
     AccessTokenVerifier,
     GrantVerifier,
-    OperatorTokenVerifier,
-    ServiceTokenVerifier,
-    StaticKeySet,
 )
 from walletcore.transactions import SqlTransactions
 from walletcore.users import AUTH_READS, ActiveUserVerifier, AuthStatusClient, auth_keyset
@@ -341,10 +339,8 @@ def _ports(
     users: CredentialVerifier,
     clock: Clock,
 ) -> list[Port]:
-    identities = StaticKeySet(keys.identity_jwks)
-    operators = OperatorTokenVerifier(identities, settings.identity_issuer, clock=clock)
-    services = ServiceTokenVerifier(
-        identities,
+    callers = caller_verifiers(
+        keys.identity_jwks,
         settings.identity_issuer,
         audience=SERVICE_NAME,
         allowed_services=LEDGER_CALLERS,
@@ -357,41 +353,29 @@ def _ports(
         AuditExportTokens(keys.encryption, SERVICE_NAME),
     )
     return [
-        Port(
+        serving(
             PortKind.PUBLIC,
-            [
-                grpc_service(
-                    REFUND_SERVICE,
-                    refund_service_pb2_grpc.add_RefundServiceServicer_to_server,
-                    RefundServicer(ctx, tx),
-                )
-            ],
+            REFUND_SERVICE,
+            refund_service_pb2_grpc.add_RefundServiceServicer_to_server,
+            RefundServicer(ctx, tx),
             public_policy(),
             verifier=users,
             rate_rules=request_rate_rules(),
         ),
-        Port(
+        serving(
             PortKind.ADMIN,
-            [
-                grpc_service(
-                    OPS_SERVICE,
-                    refund_ops_service_pb2_grpc.add_RefundOpsServiceServicer_to_server,
-                    desk,
-                )
-            ],
+            OPS_SERVICE,
+            refund_ops_service_pb2_grpc.add_RefundOpsServiceServicer_to_server,
+            desk,
             admin_policy(),
-            verifier=operators,
+            verifier=callers.operators,
         ),
-        Port(
+        serving(
             PortKind.INTERNAL,
-            [
-                grpc_service(
-                    LEDGER_SERVICE,
-                    payment_ledger_service_pb2_grpc.add_PaymentLedgerServiceServicer_to_server,
-                    PaymentLedgerServicer(ctx, tx),
-                )
-            ],
+            LEDGER_SERVICE,
+            payment_ledger_service_pb2_grpc.add_PaymentLedgerServiceServicer_to_server,
+            PaymentLedgerServicer(ctx, tx),
             internal_policy(),
-            verifier=services,
+            verifier=callers.services,
         ),
     ]

@@ -26,13 +26,7 @@ from services.auth.service.ports import AuthUnitOfWork, Transactions
 from wallet.auth.v1 import account_admin_service_pb2 as pb
 from wallet.auth.v1 import account_admin_service_pb2_grpc, types_pb2
 from wallet.common.v1 import contact_pb2
-from walletcore.audit_rpcs import (
-    AuditReader,
-    audit_entry_to_proto,
-    export_page,
-    optional_time,
-    verification_to_proto,
-)
+from walletcore.audit_rpcs import AuditExportTokens, AuditLogServicer, AuditReader, AuditResponses
 from walletcore.grpc.convert import (
     enum_to_proto,
     id_from,
@@ -46,11 +40,18 @@ from walletcore.identity import current_caller
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
-class AccountAdminServicer(account_admin_service_pb2_grpc.AccountAdminServiceServicer):
+class AccountAdminServicer(
+    AuditLogServicer[pb.VerifyAuditLogResponse, pb.ExportAuditLogResponse],
+    account_admin_service_pb2_grpc.AccountAdminServiceServicer,
+):
+    audit_responses = AuditResponses(pb.VerifyAuditLogResponse, pb.ExportAuditLogResponse)
+
     def __init__(self, ctx: AuthContext, tx: Transactions, audit_reader: AuditReader) -> None:
         self.ctx = ctx
         self.tx = tx
         self.audit_reader = audit_reader
+        self.export_tokens = AuditExportTokens(ctx.encryption, "auth")
+        self.audit_clock = ctx.clock
 
     async def FreezeAccount(
         self, request: pb.FreezeAccountRequest, context: Context
@@ -200,32 +201,6 @@ class AccountAdminServicer(account_admin_service_pb2_grpc.AccountAdminServiceSer
         return pb.AccountAdminServiceListSecurityEventsResponse(
             events=[security_event_to_proto(each, officer_view=True) for each in events.events],
             page=page_response(events.next_page_token),
-        )
-
-    async def VerifyAuditLog(
-        self, request: pb.VerifyAuditLogRequest, context: Context
-    ) -> pb.VerifyAuditLogResponse:
-        check = await admin.verify_audit_log(self.audit_reader, self.ctx)
-        return pb.VerifyAuditLogResponse(verification=verification_to_proto(check))
-
-    async def ExportAuditLog(
-        self, request: pb.ExportAuditLogRequest, context: Context
-    ) -> pb.ExportAuditLogResponse:
-        start = optional_time(request.start_time, request.HasField("start_time"), "start_time")
-        end = optional_time(request.end_time, request.HasField("end_time"), "end_time")
-        page_size, page_token = export_page(request.page)
-        export = await admin.export_audit_log(
-            self.audit_reader,
-            self.ctx,
-            officer_id=current_caller().subject,
-            start=start,
-            end=end,
-            page_size=page_size,
-            page_token=page_token,
-        )
-        return pb.ExportAuditLogResponse(
-            entries=[audit_entry_to_proto(entry) for entry in export.entries],
-            page=page_response(export.next_page_token),
         )
 
 

@@ -1,5 +1,6 @@
 """The security team's use cases (AccountAdminService): freezing, session revocation, account
-lookup, the security timeline and auth's audit trail.
+lookup and the security timeline (VerifyAuditLog and ExportAuditLog are
+`walletcore.audit_rpcs.AuditLogServicer`'s).
 
 The admin port's access policy has already admitted the caller as a security officer; the use
 cases take the officer's id and act as `Actor.security_officer`. Every mutating action, and
@@ -40,9 +41,7 @@ from services.auth.domain.events import (
 from services.auth.service import timeline
 from services.auth.service.context import AuthContext, publish
 from services.auth.service.ports import AuthUnitOfWork
-from walletcore import audit_rpcs
 from walletcore.audit import AuditRecord
-from walletcore.audit_rpcs import AuditCheck, AuditExportPage, AuditExportTokens, AuditReader
 from walletcore.errors import (
     FailedPrecondition,
     FieldViolation,
@@ -402,38 +401,6 @@ async def list_security_events(
         page_size=page_size,
         page_token=page_token,
         types=types,
-    )
-
-
-# -- the audit trail ---------------------------------------------------------------------------
-
-
-async def verify_audit_log(reader: AuditReader, ctx: AuthContext) -> AuditCheck:
-    """Recomputes the chain from its first entry."""
-    return await audit_rpcs.verify_audit_log(reader, ctx.clock)
-
-
-async def export_audit_log(
-    reader: AuditReader,
-    ctx: AuthContext,
-    *,
-    officer_id: str,
-    start: datetime | None,
-    end: datetime | None,
-    page_size: int,
-    page_token: str,
-) -> AuditExportPage:
-    """Entries in sequence order recorded in [start, end), as
-    `walletcore.audit_rpcs.export_audit_log` pages them (tokens sealed with auth's ring)."""
-    return await audit_rpcs.export_audit_log(
-        reader,
-        AuditExportTokens(ctx.encryption, "auth"),
-        ctx.clock(),
-        operator_id=officer_id,
-        start=start,
-        end=end,
-        page_size=page_size,
-        page_token=page_token,
     )
 
 

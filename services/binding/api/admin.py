@@ -18,7 +18,7 @@ from services.binding.service.context import BindingContext
 from services.binding.service.ports import BindingUnitOfWork
 from wallet.binding.v1 import binding_admin_service_pb2 as pb
 from wallet.binding.v1 import binding_admin_service_pb2_grpc
-from walletcore.audit_rpcs import AuditRpcs
+from walletcore.audit_rpcs import AuditExportTokens, AuditLogServicer, AuditReader, AuditResponses
 from walletcore.grpc.convert import idempotent, timestamp
 from walletcore.identity import current_caller
 from walletcore.transactions import Transactions
@@ -26,13 +26,24 @@ from walletcore.transactions import Transactions
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
-class BindingAdminServicer(binding_admin_service_pb2_grpc.BindingAdminServiceServicer):
+class BindingAdminServicer(
+    AuditLogServicer[pb.VerifyAuditLogResponse, pb.ExportAuditLogResponse],
+    binding_admin_service_pb2_grpc.BindingAdminServiceServicer,
+):
+    audit_responses = AuditResponses(pb.VerifyAuditLogResponse, pb.ExportAuditLogResponse)
+
     def __init__(
-        self, ctx: BindingContext, tx: Transactions[BindingUnitOfWork], audit: AuditRpcs
+        self,
+        ctx: BindingContext,
+        tx: Transactions[BindingUnitOfWork],
+        audit_reader: AuditReader,
+        export_tokens: AuditExportTokens,
     ) -> None:
         self.ctx = ctx
         self.tx = tx
-        self.audit = audit
+        self.audit_reader = audit_reader
+        self.export_tokens = export_tokens
+        self.audit_clock = ctx.clock
 
     async def StartAssistedContactChange(
         self, request: pb.StartAssistedContactChangeRequest, context: Context
@@ -81,14 +92,3 @@ class BindingAdminServicer(binding_admin_service_pb2_grpc.BindingAdminServiceSer
             ).SerializeToString()
 
         return await idempotent(self.tx, request, pb.CompleteAssistedContactChangeResponse, work)
-
-    async def VerifyAuditLog(
-        self, request: pb.VerifyAuditLogRequest, context: Context
-    ) -> pb.VerifyAuditLogResponse:
-        return pb.VerifyAuditLogResponse(verification=await self.audit.verify())
-
-    async def ExportAuditLog(
-        self, request: pb.ExportAuditLogRequest, context: Context
-    ) -> pb.ExportAuditLogResponse:
-        entries, page = await self.audit.export(request, operator_id=current_caller().subject)
-        return pb.ExportAuditLogResponse(entries=entries, page=page)

@@ -42,7 +42,7 @@ from services.binding.service.ports import (
     VerificationStarted,
     WithdrawalHolds,
 )
-from walletcore.audit import AuditRecord, AuditTrail
+from walletcore.audit import AuditTrail
 from walletcore.clock import Clock
 from walletcore.crypto import BlindIndex
 from walletcore.errors import (
@@ -52,36 +52,30 @@ from walletcore.errors import (
     FieldViolation,
     InvalidArgument,
     NotFound,
-    PermissionDenied,
     Unavailable,
 )
-from walletcore.fakes import FakeClock, FakeTransactions, FakeUnitOfWork, SnapshotStore
-from walletcore.tokens import VerifiedGrant
+from walletcore.fakes import (
+    FakeAuditTrail,
+    FakeClock,
+    FakeGrantAcceptance,
+    FakeRepository,
+    FakeTransactions,
+    FakeUnitOfWork,
+    GrantStore,
+)
 
 CODE_LIFETIME: Final = timedelta(minutes=5)
 MAX_CODE_ATTEMPTS: Final = 5
 
 
 @dataclass
-class BindingStore(SnapshotStore):
+class BindingStore(GrantStore):
     """Everything binding's fakes persist. Tests read it to check what a use case committed."""
 
     cards: dict[str, Card] = field(default_factory=dict)
     refund_holds: dict[str, RefundHold] = field(default_factory=dict)
     contact_changes: dict[str, ContactChange] = field(default_factory=dict)
     withdrawal_holds: dict[str, WithdrawalHold] = field(default_factory=dict)
-    issued_grants: dict[str, VerifiedGrant] = field(default_factory=dict)
-    used_grants: dict[str, datetime] = field(default_factory=dict)
-    audit_records: list[tuple[AuditRecord, datetime]] = field(default_factory=list)
-
-    def issue_grant(
-        self, account_id: str, purpose: str, object_id: str, expires_at: datetime
-    ) -> str:
-        """A grant token as auth would sign it, for the fake grant acceptance."""
-        jti = uuid.uuid4().hex
-        token = f"grant-{jti}"
-        self.issued_grants[token] = VerifiedGrant(jti, account_id, purpose, object_id, expires_at)
-        return token
 
 
 class FakeBindingUnitOfWork(FakeUnitOfWork[BindingStore]):
@@ -96,14 +90,7 @@ class FakeBindingUnitOfWork(FakeUnitOfWork[BindingStore]):
         self.audit: AuditTrail = FakeAuditTrail(self)
 
 
-class _Repository:
-    def __init__(self, uow: FakeBindingUnitOfWork) -> None:
-        self._uow = uow
-
-    @property
-    def _store(self) -> BindingStore:
-        self._uow.require_open()
-        return self._uow.store
+_Repository = FakeRepository[BindingStore]
 
 
 class FakeCards(_Repository):
@@ -190,40 +177,6 @@ class FakeWithdrawalHolds(_Repository):
         )
         hold.restart(changed_at)
         return copy.deepcopy(hold)
-
-
-class FakeGrantAcceptance(_Repository):
-    """Accepts the grants `BindingStore.issue_grant` issued, once each."""
-
-    def __init__(self, uow: FakeBindingUnitOfWork, clock: Clock) -> None:
-        super().__init__(uow)
-        self._clock = clock
-
-    async def accept(
-        self, token: str, *, account_id: str, purpose: str, object_id: str
-    ) -> VerifiedGrant:
-        grant = self._store.issued_grants.get(token)
-        if grant is None or (grant.account_id, grant.purpose, grant.object_id) != (
-            account_id,
-            purpose,
-            object_id,
-        ):
-            raise PermissionDenied(
-                "the step-up grant is not for this action", reason="GRANT_INVALID"
-            )
-        if self._clock() >= grant.expires_at:
-            raise PermissionDenied("the step-up grant has expired", reason="GRANT_EXPIRED")
-        if grant.jti in self._store.used_grants:
-            raise PermissionDenied(
-                "the step-up grant was already used", reason="GRANT_ALREADY_USED"
-            )
-        self._store.used_grants[grant.jti] = grant.expires_at
-        return grant
-
-
-class FakeAuditTrail(_Repository):
-    async def append(self, record: AuditRecord, now: datetime) -> None:
-        self._store.audit_records.append((copy.deepcopy(record), now))
 
 
 # -- the peers ---------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from services.kyc.service.context import KycContext
 from services.kyc.service.ports import KycUnitOfWork
 from wallet.kyc.v1 import kyc_review_service_pb2 as pb
 from wallet.kyc.v1 import kyc_review_service_pb2_grpc, types_pb2
-from walletcore.audit_rpcs import AuditExportTokens, AuditReader, AuditRpcs
+from walletcore.audit_rpcs import AuditExportTokens, AuditLogServicer, AuditReader, AuditResponses
 from walletcore.grpc.convert import (
     enum_from_proto,
     enum_to_proto,
@@ -50,7 +50,12 @@ def _image(image: DocumentImage | None) -> types_pb2.DocumentImage | None:
     return types_pb2.DocumentImage(content=image.content, content_type=image.image_type.value)
 
 
-class KycReviewServicer(kyc_review_service_pb2_grpc.KycReviewServiceServicer):
+class KycReviewServicer(
+    AuditLogServicer[pb.VerifyAuditLogResponse, pb.ExportAuditLogResponse],
+    kyc_review_service_pb2_grpc.KycReviewServiceServicer,
+):
+    audit_responses = AuditResponses(pb.VerifyAuditLogResponse, pb.ExportAuditLogResponse)
+
     def __init__(
         self,
         ctx: KycContext,
@@ -60,7 +65,9 @@ class KycReviewServicer(kyc_review_service_pb2_grpc.KycReviewServiceServicer):
     ) -> None:
         self.ctx = ctx
         self.tx = tx
-        self.audit = AuditRpcs(audit_reader, export_tokens, ctx.clock)
+        self.audit_reader = audit_reader
+        self.export_tokens = export_tokens
+        self.audit_clock = ctx.clock
 
     async def ListReviewQueue(
         self, request: pb.ListReviewQueueRequest, context: Context
@@ -154,14 +161,3 @@ class KycReviewServicer(kyc_review_service_pb2_grpc.KycReviewServiceServicer):
             ).SerializeToString()
 
         return await idempotent(self.tx, request, pb.DecideCaseResponse, work)
-
-    async def VerifyAuditLog(
-        self, request: pb.VerifyAuditLogRequest, context: Context
-    ) -> pb.VerifyAuditLogResponse:
-        return pb.VerifyAuditLogResponse(verification=await self.audit.verify())
-
-    async def ExportAuditLog(
-        self, request: pb.ExportAuditLogRequest, context: Context
-    ) -> pb.ExportAuditLogResponse:
-        entries, page = await self.audit.export(request, operator_id=current_caller().subject)
-        return pb.ExportAuditLogResponse(entries=entries, page=page)

@@ -14,27 +14,32 @@ from __future__ import annotations
 import copy
 import itertools
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from services.kyc.domain.cases import CaseState, VerificationCase
 from services.kyc.domain.images import DocumentImage, ImageSide
 from services.kyc.domain.reasons import page_token_invalid
 from services.kyc.service.context import KycContext
 from services.kyc.service.ports import IDENTITY_INDEX_CONTEXT, Cases, DocumentStore, QueuePage
-from walletcore.audit import AuditRecord, AuditTrail
+from walletcore.audit import AuditTrail
 from walletcore.crypto import BlindIndex
 from walletcore.errors import Aborted
-from walletcore.fakes import FakeClock, FakeTransactions, FakeUnitOfWork, SnapshotStore
+from walletcore.fakes import (
+    AuditedStore,
+    FakeAuditTrail,
+    FakeClock,
+    FakeRepository,
+    FakeTransactions,
+    FakeUnitOfWork,
+)
 
 
 @dataclass
-class KycStore(SnapshotStore):
+class KycStore(AuditedStore):
     """Everything kyc's fakes persist. Tests read it to check what a use case committed."""
 
     cases: dict[str, VerificationCase] = field(default_factory=dict)
     digests: dict[str, set[str]] = field(default_factory=dict)
     images: dict[tuple[str, ImageSide], DocumentImage] = field(default_factory=dict)
-    audit_records: list[tuple[AuditRecord, datetime]] = field(default_factory=list)
 
 
 class FakeKycUnitOfWork(FakeUnitOfWork[KycStore]):
@@ -46,14 +51,7 @@ class FakeKycUnitOfWork(FakeUnitOfWork[KycStore]):
         self.audit: AuditTrail = FakeAuditTrail(self)
 
 
-class _Repository:
-    def __init__(self, uow: FakeKycUnitOfWork) -> None:
-        self._uow = uow
-
-    @property
-    def _store(self) -> KycStore:
-        self._uow.require_open()
-        return self._uow.store
+_Repository = FakeRepository[KycStore]
 
 
 class FakeCases(_Repository):
@@ -117,11 +115,6 @@ class FakeDocumentStore(_Repository):
 
     async def get(self, case_id: str, side: ImageSide) -> DocumentImage | None:
         return self._store.images.get((case_id, side))
-
-
-class FakeAuditTrail(_Repository):
-    async def append(self, record: AuditRecord, now: datetime) -> None:
-        self._store.audit_records.append((copy.deepcopy(record), now))
 
 
 @dataclass

@@ -26,16 +26,7 @@ from services.refund.service.context import RefundContext
 from services.refund.service.ports import RefundUnitOfWork
 from wallet.refund.v1 import refund_ops_service_pb2 as pb
 from wallet.refund.v1 import refund_ops_service_pb2_grpc, types_pb2
-from walletcore.audit_rpcs import (
-    AuditExportTokens,
-    AuditReader,
-    audit_entry_to_proto,
-    export_audit_log,
-    export_page,
-    optional_time,
-    verify_audit_log,
-)
-from walletcore.audit_rpcs import verification_to_proto as audit_verification_to_proto
+from walletcore.audit_rpcs import AuditExportTokens, AuditLogServicer, AuditReader, AuditResponses
 from walletcore.errors import FieldViolation, InvalidArgument
 from walletcore.grpc.convert import (
     enum_from_proto,
@@ -55,7 +46,12 @@ def _note(raw: str) -> str:
     return checked_text(raw, "note", max_length=MAX_NOTE_LENGTH, multiline=True)
 
 
-class RefundOpsServicer(refund_ops_service_pb2_grpc.RefundOpsServiceServicer):
+class RefundOpsServicer(
+    AuditLogServicer[pb.VerifyAuditLogResponse, pb.ExportAuditLogResponse],
+    refund_ops_service_pb2_grpc.RefundOpsServiceServicer,
+):
+    audit_responses = AuditResponses(pb.VerifyAuditLogResponse, pb.ExportAuditLogResponse)
+
     def __init__(
         self,
         ctx: RefundContext,
@@ -67,6 +63,7 @@ class RefundOpsServicer(refund_ops_service_pb2_grpc.RefundOpsServiceServicer):
         self.tx = tx
         self.audit_reader = audit_reader
         self.export_tokens = export_tokens
+        self.audit_clock = ctx.clock
 
     def _refund(self, refund: Refund) -> types_pb2.Refund:
         return refund_to_proto(refund, self.ctx.policy, self.ctx.clock())
@@ -201,30 +198,3 @@ class RefundOpsServicer(refund_ops_service_pb2_grpc.RefundOpsServiceServicer):
             return pb.RerouteRefundResponse(refund=self._refund(refund)).SerializeToString()
 
         return await idempotent(self.tx, request, pb.RerouteRefundResponse, work)
-
-    async def VerifyAuditLog(
-        self, request: pb.VerifyAuditLogRequest, context: Context
-    ) -> pb.VerifyAuditLogResponse:
-        check = await verify_audit_log(self.audit_reader, self.ctx.clock)
-        return pb.VerifyAuditLogResponse(verification=audit_verification_to_proto(check))
-
-    async def ExportAuditLog(
-        self, request: pb.ExportAuditLogRequest, context: Context
-    ) -> pb.ExportAuditLogResponse:
-        start = optional_time(request.start_time, request.HasField("start_time"), "start_time")
-        end = optional_time(request.end_time, request.HasField("end_time"), "end_time")
-        page_size, page_token = export_page(request.page)
-        export = await export_audit_log(
-            self.audit_reader,
-            self.export_tokens,
-            self.ctx.clock(),
-            operator_id=current_caller().subject,
-            start=start,
-            end=end,
-            page_size=page_size,
-            page_token=page_token,
-        )
-        return pb.ExportAuditLogResponse(
-            entries=[audit_entry_to_proto(entry) for entry in export.entries],
-            page=page_response(export.next_page_token),
-        )

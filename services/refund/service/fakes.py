@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,35 +41,30 @@ from services.refund.service.ports import (
     Refunds,
     Reversal,
 )
-from walletcore.audit import AuditRecord, AuditTrail
+from walletcore.audit import AuditTrail
 from walletcore.clock import Clock
 from walletcore.errors import (
     DeadlineExceeded,
     FailedPrecondition,
     NotFound,
-    PermissionDenied,
     Unavailable,
 )
-from walletcore.fakes import FakeClock, FakeTransactions, FakeUnitOfWork, SnapshotStore
-from walletcore.tokens import VerifiedGrant
+from walletcore.fakes import (
+    FakeAuditTrail,
+    FakeClock,
+    FakeGrantAcceptance,
+    FakeRepository,
+    FakeTransactions,
+    FakeUnitOfWork,
+    GrantStore,
+)
 
 
 @dataclass
-class RefundStore(SnapshotStore):
+class RefundStore(GrantStore):
     payments: dict[str, CapturedPayment] = field(default_factory=dict)
     refunds: dict[str, Refund] = field(default_factory=dict)
     cursors: dict[str, str] = field(default_factory=dict)
-    issued_grants: dict[str, VerifiedGrant] = field(default_factory=dict)
-    used_grants: dict[str, datetime] = field(default_factory=dict)
-    audit_records: list[tuple[AuditRecord, datetime]] = field(default_factory=list)
-
-    def issue_grant(
-        self, account_id: str, purpose: str, object_id: str, expires_at: datetime
-    ) -> str:
-        jti = uuid.uuid4().hex
-        token = f"grant-{jti}"
-        self.issued_grants[token] = VerifiedGrant(jti, account_id, purpose, object_id, expires_at)
-        return token
 
 
 class FakeRefundUnitOfWork(FakeUnitOfWork[RefundStore]):
@@ -83,14 +77,7 @@ class FakeRefundUnitOfWork(FakeUnitOfWork[RefundStore]):
         self.audit: AuditTrail = FakeAuditTrail(self)
 
 
-class _Repository:
-    def __init__(self, uow: FakeRefundUnitOfWork) -> None:
-        self._uow = uow
-
-    @property
-    def _store(self) -> RefundStore:
-        self._uow.require_open()
-        return self._uow.store
+_Repository = FakeRepository[RefundStore]
 
 
 _Item = TypeVar("_Item")
@@ -190,36 +177,6 @@ class FakeCursors(_Repository):
 
     async def set(self, name: str, value: str) -> None:
         self._store.cursors[name] = value
-
-
-class FakeGrantAcceptance(_Repository):
-    def __init__(self, uow: FakeRefundUnitOfWork, clock: Clock) -> None:
-        super().__init__(uow)
-        self._clock = clock
-
-    async def accept(
-        self, token: str, *, account_id: str, purpose: str, object_id: str
-    ) -> VerifiedGrant:
-        grant = self._store.issued_grants.get(token)
-        if grant is None or (grant.account_id, grant.purpose, grant.object_id) != (
-            account_id,
-            purpose,
-            object_id,
-        ):
-            raise PermissionDenied("the step-up grant does not allow this", reason="GRANT_INVALID")
-        if grant.expires_at <= self._clock():
-            raise PermissionDenied("the step-up grant expired", reason="GRANT_EXPIRED")
-        if grant.jti in self._store.used_grants:
-            raise PermissionDenied(
-                "the step-up grant was already used", reason="GRANT_ALREADY_USED"
-            )
-        self._store.used_grants[grant.jti] = grant.expires_at
-        return grant
-
-
-class FakeAuditTrail(_Repository):
-    async def append(self, record: AuditRecord, now: datetime) -> None:
-        self._store.audit_records.append((record, now))
 
 
 @dataclass

@@ -24,9 +24,9 @@ from services.auth.service.context import AuthContext
 from services.auth.service.fakes import FakeClock, FakeStore, FakeTransactions
 from services.auth.service.ports import AuthUnitOfWork
 from services.auth.service.timeline import EventsPage
-from walletcore import audit
+from walletcore import audit, audit_rpcs
 from walletcore.audit import AuditRecord
-from walletcore.audit_rpcs import AUDIT_EXPORT_TOKEN_LIFETIME, AuditExportPage
+from walletcore.audit_rpcs import AUDIT_EXPORT_TOKEN_LIFETIME, AuditExportPage, AuditExportTokens
 from walletcore.errors import FailedPrecondition, InvalidArgument, NotFound
 
 OFFICER = "officer-7"
@@ -496,10 +496,11 @@ async def export(
     end: datetime | None = None,
     officer_id: str = OFFICER,
 ) -> AuditExportPage:
-    return await admin.export_audit_log(
+    return await audit_rpcs.export_audit_log(
         chain,
-        ctx,
-        officer_id=officer_id,
+        AuditExportTokens(ctx.encryption, "auth"),
+        ctx.clock(),
+        operator_id=officer_id,
         start=start,
         end=end,
         page_size=page_size,
@@ -569,7 +570,7 @@ async def test_verifying_reports_the_chain_and_when_it_was_checked(
 ) -> None:
     chain.entries[2]["details"] = {"ticket_ref": "INC-2"}
 
-    check = await admin.verify_audit_log(chain, ctx)
+    check = await audit_rpcs.verify_audit_log(chain, ctx.clock)
 
     assert (check.verification.ok, check.verification.first_invalid_seq) == (False, 3)
     assert check.verified_at == clock()
