@@ -1,0 +1,75 @@
+"""Whatever a holder's app or refund sends to any RPC of binding's served ports, the answer is
+a client error or a success, never INTERNAL or UNKNOWN and never a message naming the server's
+insides; binding still serves afterwards (SPEC 7). The requests are drawn from the descriptors
+(tests/support/fuzz.py), so an RPC added later is covered too. The admin port is not served
+yet: when it is, its BindingAdminService joins the list of ports below."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc.aio
+import pytest
+from hypothesis import strategies as st
+
+from tests.api.binding.conftest import REFUND, BindingTestApp
+from tests.api.binding.test_binding_api import bind
+from tests.support.fuzz import Port, hammer
+from wallet.binding.v1 import binding_query_service_pb2 as query_pb
+from wallet.binding.v1 import binding_service_pb2 as pb
+
+pytestmark = pytest.mark.fuzz
+
+PER_RPC = 12
+RAW_PER_RPC = 4
+
+
+@pytest.fixture
+async def channels(binding_app: BindingTestApp) -> AsyncIterator[dict[str, grpc.aio.Channel]]:
+    opened = {
+        kind: grpc.aio.insecure_channel(f"127.0.0.1:{binding_app.ports[kind]}")
+        for kind in ("public", "internal")
+    }
+    yield opened
+    for channel in opened.values():
+        await channel.close()
+
+
+async def test_no_generated_request_to_any_rpc_is_a_server_error(
+    binding_app: BindingTestApp, channels: dict[str, grpc.aio.Channel]
+) -> None:
+    holder = await binding_app.new_holder()
+    card = await bind(binding_app, holder)
+    # Some requests name the real account and card, so they get past the lookups.
+    card_id = st.just(card.card_id)
+    known = {
+        "account_id": st.just(holder.account_id),
+        "card_id": card_id,
+        "instrument_id": card_id,
+    }
+    ports = [
+        Port(
+            "public",
+            channels["public"],
+            pb.DESCRIPTOR.services_by_name["BindingService"],
+            holder.metadata,
+            known=known,
+        ),
+        Port(
+            "internal",
+            channels["internal"],
+            query_pb.DESCRIPTOR.services_by_name["BindingQueryService"],
+            REFUND,
+            known=known,
+        ),
+    ]
+
+    sent = await hammer(ports, per_rpc=PER_RPC, raw_per_rpc=RAW_PER_RPC)
+
+    print(f"binding: generated requests per port {sent}")
+    # A valid call after all of it is answered as before.
+    instrument = await binding_app.query.GetInstrument(
+        query_pb.GetInstrumentRequest(account_id=holder.account_id, instrument_id=card.card_id),
+        metadata=REFUND,
+    )
+    assert instrument is not None
