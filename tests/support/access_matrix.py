@@ -116,7 +116,9 @@ class MatrixPort:
     """One served port. `roles` (operator ports) or `services` (internal ports) name, per RPC,
     who is admitted; an RPC left out admits what `default` names. `audience` is the service
     name the port's service tokens must be addressed to. `user_token` is a real signed-in
-    user's metadata (for the control row of user ports and the user-token-elsewhere rows)."""
+    user's metadata (for the control row of user ports and the user-token-elsewhere rows);
+    `controls` gives an RPC's control row other credentials (SignOut would end `user_token`'s
+    session). `signed_out` RPCs admit anyone by design and are left out of the matrix."""
 
     name: str
     channel: grpc.aio.Channel
@@ -126,6 +128,8 @@ class MatrixPort:
     user_token: Metadata
     default: frozenset[str] = frozenset()
     per_rpc: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    controls: Mapping[str, Metadata] = field(default_factory=dict)
+    signed_out: frozenset[str] = frozenset()
 
     def admitted(self, method: str) -> frozenset[str]:
         return self.per_rpc.get(method, self.default)
@@ -221,6 +225,8 @@ def _right_token(port: MatrixPort, admitted: frozenset[str], issuers: Issuers) -
 
 def control(port: MatrixPort, method: str, issuers: Issuers) -> Credential:
     """The credential `method` admits: the matrix is only meaningful if it gets past."""
+    if method in port.controls:
+        return Credential("the admitted caller", port.controls[method])
     if port.caller is Caller.USER:
         return Credential("a signed-in user", port.user_token)
     return Credential(
@@ -264,6 +270,8 @@ async def run_matrix(
     leaks: list[str] = []
     for port in ports:
         for method in port.service.methods:
+            if method.name in port.signed_out:
+                continue
             request = request_for(port, method.name)
             for credential in refusals(port, method.name, issuers):
                 code, details, reply = await _call(port, method.name, request, credential.metadata)
