@@ -245,7 +245,7 @@ def empty_request(port: MatrixPort, method: str) -> Message:
 async def _call(
     port: MatrixPort, method: str, request: Message, metadata: Metadata
 ) -> tuple[grpc.StatusCode, str, bytes]:
-    stub = port.channel.unary_unary(
+    stub: Any = port.channel.unary_unary(
         method_path(port.service.methods_by_name[method]),
         request_serializer=lambda message: message.SerializeToString(),
         response_deserializer=lambda data: data,

@@ -102,7 +102,7 @@ def _scalar(descriptor: FieldDescriptor) -> st.SearchStrategy[Any]:
         return st.booleans()
     if kind in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
         return st.floats(allow_nan=True, allow_infinity=True, width=32)
-    if kind == FieldDescriptor.TYPE_ENUM:
+    if descriptor.enum_type is not None:
         known = [value.number for value in descriptor.enum_type.values]
         # Open enums carry any int32: the unknown numbers are what a newer client could send.
         return st.one_of(

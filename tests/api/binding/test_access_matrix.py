@@ -94,10 +94,17 @@ async def test_unbind_refuses_every_grant_but_auths_for_that_card(
         clock=lambda: binding_app.auth.app.ctx.clock() - 3 * GRANT_LIFETIME,
     )
 
-    def signed(issuer: TokenIssuer, **claims: str) -> str:
-        values = {"account_id": holder.account_id, "purpose": "UNBIND_CARD", **claims}
-        object_id = values.pop("object_id", card.card_id)
-        return issuer.step_up_grant(object_id=object_id or None, **values).token
+    def signed(
+        issuer: TokenIssuer,
+        *,
+        account_id: str = holder.account_id,
+        purpose: str = "UNBIND_CARD",
+        object_id: str = card.card_id,
+    ) -> str:
+        grant = issuer.step_up_grant(
+            account_id=account_id, purpose=purpose, object_id=object_id or None
+        )
+        return grant.token
 
     grants = {
         "forged (another key)": signed(forger),
