@@ -166,6 +166,41 @@ def messages(
     return build()
 
 
+def spoiled(
+    well_formed: Callable[[], Message],
+    known: Mapping[str, st.SearchStrategy[Any]] | None = None,
+) -> st.SearchStrategy[Message]:
+    """A well-formed request (fresh from `well_formed` each time) with one or two of its fields,
+    at any depth, replaced by hostile values: such a request passes the checks of every other
+    field and reaches the code behind them."""
+    known = known or {}
+
+    @st.composite
+    def build(draw: st.DrawFn) -> Message:
+        message = well_formed()
+        for _ in range(draw(st.integers(1, 2))):
+            _spoil_one(draw, message, known)
+        return message
+
+    return build()
+
+
+def _spoil_one(draw: st.DrawFn, message: Message, known: Mapping[str, Any]) -> None:
+    descriptor = message.DESCRIPTOR
+    field_descriptor = draw(st.sampled_from(list(descriptor.fields)))
+    nested = (
+        field_descriptor.message_type is not None
+        and not field_descriptor.is_repeated
+        and message.HasField(field_descriptor.name)
+        and field_descriptor.message_type.fields
+    )
+    if nested and draw(st.booleans()):
+        _spoil_one(draw, getattr(message, field_descriptor.name), known)
+        return
+    message.ClearField(field_descriptor.name)
+    _assign(message, field_descriptor, draw(_field_values(field_descriptor, 2, known)))
+
+
 def _assign(message: Message, descriptor: FieldDescriptor, value: Any) -> None:
     target = getattr(message, descriptor.name)
     if descriptor.is_repeated and descriptor.message_type is not None:
@@ -238,6 +273,8 @@ class Port:
     metadata: Metadata
     metadata_for: Mapping[str, Metadata] = field(default_factory=dict)
     known: Mapping[str, st.SearchStrategy[Any]] = field(default_factory=dict)
+    well_formed: Mapping[str, Callable[[], Message]] = field(default_factory=dict)
+    """Per RPC, a factory of a request that would succeed: half the draws spoil one."""
 
     def credentials(self, method: str) -> Metadata:
         return self.metadata_for.get(method, self.metadata)
@@ -314,11 +351,18 @@ class _Rpc:
             max_examples=examples(per_rpc),
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
         )
-        @given(request=messages(self.method.input_type, known=self.port.known))
+        @given(request=self._requests())
         def run(request: Message) -> None:
             self.send(request)
 
         return run
+
+    def _requests(self) -> st.SearchStrategy[Message]:
+        hostile = messages(self.method.input_type, known=self.port.known)
+        well_formed = self.port.well_formed.get(self.method.name)
+        if well_formed is None:
+            return hostile
+        return st.one_of(hostile, spoiled(well_formed, self.port.known))
 
     def undecodable(self, raw_per_rpc: int) -> Callable[[], None]:
         @settings(max_examples=examples(raw_per_rpc), suppress_health_check=[HealthCheck.too_slow])

@@ -12,11 +12,15 @@ import grpc.aio
 import pytest
 from hypothesis import strategies as st
 
+from tests.api.auth.harness import request_id
 from tests.api.binding.conftest import REFUND, BindingTestApp
-from tests.api.binding.test_binding_api import bind
+from tests.api.binding.test_binding_api import OTHER_CARD, UNBIND, bind, bind_request
 from tests.support.fuzz import Port, hammer
 from wallet.binding.v1 import binding_query_service_pb2 as query_pb
 from wallet.binding.v1 import binding_service_pb2 as pb
+from wallet.common.v1 import contact_pb2
+
+PHONE = "+8613900139000"
 
 pytestmark = pytest.mark.fuzz
 
@@ -47,6 +51,36 @@ async def test_no_generated_request_to_any_rpc_is_a_server_error(
         "card_id": card_id,
         "instrument_id": card_id,
     }
+    grant = await binding_app.grant(holder, UNBIND, card.card_id)
+    # Requests that would succeed (or get as far as the grant); half the draws spoil one or
+    # two fields of one of them.
+    well_formed = {
+        "BindCard": lambda: bind_request(OTHER_CARD),
+        "UnbindCard": lambda: pb.UnbindCardRequest(
+            request_id=request_id(), card_id=card.card_id, grant=grant
+        ),
+        "StartContactChange": lambda: pb.StartContactChangeRequest(
+            request_id=request_id(), new_contact=contact_pb2.Contact(phone=PHONE), grant=grant
+        ),
+        "CompleteContactChange": lambda: pb.CompleteContactChangeRequest(
+            request_id=request_id(), change_id="0" * 32, code="123456"
+        ),
+        "GetInstrument": lambda: query_pb.GetInstrumentRequest(
+            account_id=holder.account_id, instrument_id=card.card_id
+        ),
+        "GetWithdrawalHold": lambda: query_pb.BindingQueryServiceGetWithdrawalHoldRequest(
+            account_id=holder.account_id
+        ),
+        "PlaceRefundHold": lambda: query_pb.PlaceRefundHoldRequest(
+            request_id=request_id(),
+            account_id=holder.account_id,
+            instrument_id=card.card_id,
+            refund_id=request_id(),
+        ),
+        "ReleaseRefundHold": lambda: query_pb.ReleaseRefundHoldRequest(
+            request_id=request_id(), refund_id=request_id()
+        ),
+    }
     ports = [
         Port(
             "public",
@@ -54,6 +88,7 @@ async def test_no_generated_request_to_any_rpc_is_a_server_error(
             pb.DESCRIPTOR.services_by_name["BindingService"],
             holder.metadata,
             known=known,
+            well_formed=well_formed,
         ),
         Port(
             "internal",
@@ -61,6 +96,7 @@ async def test_no_generated_request_to_any_rpc_is_a_server_error(
             query_pb.DESCRIPTOR.services_by_name["BindingQueryService"],
             REFUND,
             known=known,
+            well_formed=well_formed,
         ),
     ]
 

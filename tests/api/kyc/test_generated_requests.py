@@ -11,9 +11,18 @@ import grpc.aio
 import pytest
 from hypothesis import strategies as st
 
-from tests.api.kyc.harness import KycTestApp, binding_service, officer, reviewer
+from tests.api.kyc.harness import (
+    LEGAL_NAME,
+    KycTestApp,
+    binding_service,
+    officer,
+    request_id,
+    reviewer,
+    submit_request,
+)
 from tests.support.fuzz import Port, hammer
-from wallet.kyc.v1 import kyc_review_service_pb2, kyc_service_pb2, kyc_status_service_pb2
+from wallet.common.v1 import paging_pb2
+from wallet.kyc.v1 import kyc_review_service_pb2, kyc_service_pb2, kyc_status_service_pb2, types_pb2
 
 pytestmark = pytest.mark.fuzz
 
@@ -43,6 +52,31 @@ async def test_no_generated_request_to_any_rpc_is_a_server_error(
         "case_id": st.just(submitted.verification_id),
     }
     officers = officer()
+    case_id = submitted.verification_id
+    # Requests that would succeed; half the draws spoil one or two fields of one of them.
+    well_formed = {
+        "SubmitVerification": submit_request,
+        "GetCase": lambda: kyc_review_service_pb2.GetCaseRequest(case_id=case_id),
+        "DecideCase": lambda: kyc_review_service_pb2.DecideCaseRequest(
+            request_id=request_id(),
+            case_id=case_id,
+            decision=types_pb2.REVIEW_DECISION_REJECT_RETRY,
+            reason_code=types_pb2.REJECTION_REASON_IMAGE_UNREADABLE,
+            note="blurred",
+        ),
+        "ListReviewQueue": lambda: kyc_review_service_pb2.ListReviewQueueRequest(
+            page=paging_pb2.PageRequest(page_size=10)
+        ),
+        "ExportAuditLog": lambda: kyc_review_service_pb2.ExportAuditLogRequest(
+            page=paging_pb2.PageRequest(page_size=10)
+        ),
+        "GetVerificationLevel": lambda: kyc_status_service_pb2.GetVerificationLevelRequest(
+            account_id=user.account_id
+        ),
+        "MatchVerifiedName": lambda: kyc_status_service_pb2.MatchVerifiedNameRequest(
+            account_id=user.account_id, name=LEGAL_NAME
+        ),
+    }
     ports = [
         Port(
             "public",
@@ -50,6 +84,7 @@ async def test_no_generated_request_to_any_rpc_is_a_server_error(
             kyc_service_pb2.DESCRIPTOR.services_by_name["KycService"],
             user.metadata,
             known=known,
+            well_formed=well_formed,
         ),
         Port(
             "admin",
@@ -58,6 +93,7 @@ async def test_no_generated_request_to_any_rpc_is_a_server_error(
             reviewer("reviewer-fuzz"),
             metadata_for={"VerifyAuditLog": officers, "ExportAuditLog": officers},
             known=known,
+            well_formed=well_formed,
         ),
         Port(
             "internal",
@@ -65,6 +101,7 @@ async def test_no_generated_request_to_any_rpc_is_a_server_error(
             kyc_status_service_pb2.DESCRIPTOR.services_by_name["KycStatusService"],
             binding_service(),
             known=known,
+            well_formed=well_formed,
         ),
     ]
 
