@@ -186,9 +186,8 @@ def spoiled(
 
 
 def _spoil_one(draw: st.DrawFn, message: Message, known: Mapping[str, Any]) -> None:
-    descriptor = message.DESCRIPTOR
-    field_descriptor = draw(st.sampled_from(list(descriptor.fields)))
-    nested = (
+    field_descriptor: Any = draw(st.sampled_from(list(message.DESCRIPTOR.fields)))
+    nested = bool(
         field_descriptor.message_type is not None
         and not field_descriptor.is_repeated
         and message.HasField(field_descriptor.name)

@@ -6,10 +6,11 @@ yet: when it is, its BindingAdminService joins the list of ports below."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc.aio
 import pytest
+from google.protobuf.message import Message
 from hypothesis import strategies as st
 
 from tests.api.auth.harness import request_id
@@ -54,7 +55,7 @@ async def test_no_generated_request_to_any_rpc_is_a_server_error(
     grant = await binding_app.grant(holder, UNBIND, card.card_id)
     # Requests that would succeed (or get as far as the grant); half the draws spoil one or
     # two fields of one of them.
-    well_formed = {
+    well_formed: dict[str, Callable[[], Message]] = {
         "BindCard": lambda: bind_request(OTHER_CARD),
         "UnbindCard": lambda: pb.UnbindCardRequest(
             request_id=request_id(), card_id=card.card_id, grant=grant

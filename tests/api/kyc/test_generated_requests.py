@@ -5,10 +5,11 @@ descriptors (tests/support/fuzz.py), so an RPC added later is covered too."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc.aio
 import pytest
+from google.protobuf.message import Message
 from hypothesis import strategies as st
 
 from tests.api.kyc.harness import (
@@ -54,7 +55,7 @@ async def test_no_generated_request_to_any_rpc_is_a_server_error(
     officers = officer()
     case_id = submitted.verification_id
     # Requests that would succeed; half the draws spoil one or two fields of one of them.
-    well_formed = {
+    well_formed: dict[str, Callable[[], Message]] = {
         "SubmitVerification": submit_request,
         "GetCase": lambda: kyc_review_service_pb2.GetCaseRequest(case_id=case_id),
         "DecideCase": lambda: kyc_review_service_pb2.DecideCaseRequest(
