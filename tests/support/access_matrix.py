@@ -32,6 +32,7 @@ from google.protobuf.message_factory import GetMessageClass
 
 from services.auth.bootstrap import DEVELOPMENT_KEYS_LABEL
 from tests.support.fuzz import CALL_TIMEOUT_SECONDS, assert_no_server_fault, method_path
+from tests.support.profiles import count_matrix_refusals
 from walletcore.identity import OperatorRole
 from walletcore.keys import DEVELOPMENT_KID, KeyMaterial
 from walletcore.tokens import (
@@ -42,6 +43,7 @@ from walletcore.tokens import (
 )
 
 Metadata = tuple[tuple[str, str], ...]
+CONTROL: Final = "control: past authorization"
 REFUSALS: Final = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
 
 IDENTITY_RING: Final = SigningKeyRing.development(DEVELOPMENT_IDENTITY_KEYS_LABEL)
@@ -288,8 +290,9 @@ async def run_matrix(
             assert code not in REFUSALS, (
                 f"{port.name} {method.name} refused {right.name}: {code.name} {details}"
             )
-            counts["control: past authorization"] += 1
+            counts[CONTROL] += 1
     assert leaks == []
+    count_matrix_refusals(sum(counts.values()) - counts[CONTROL])
     return counts
 
 
@@ -297,6 +300,6 @@ def summary(service: str, counts: Counter[str]) -> str:
     width = max(map(len, counts))
     lines = [f"{service}: authorization matrix, refused calls per credential"]
     lines += [f"  {name:<{width}}  {count:>4}" for name, count in sorted(counts.items())]
-    refused = sum(counts.values()) - counts["control: past authorization"]
+    refused = sum(counts.values()) - counts[CONTROL]
     lines.append(f"  {'total refused':<{width}}  {refused:>4}")
     return "\n".join(lines)
