@@ -8,6 +8,12 @@ chain (walletcore.audit): the use cases and their protobuf translations.
     start, end = optional_time(request.start_time, ...), ...
     page = await export_audit_log(reader, AuditExportTokens(key_ring, "kyc"), clock(), ...)
 
+or, for a servicer whose two RPCs are just these, `AuditRpcs` does both translations:
+
+    rpcs = AuditRpcs(reader, AuditExportTokens(key_ring, "binding"), clock)
+    return VerifyAuditLogResponse(verification=await rpcs.verify())
+    entries, page = await rpcs.export(request, operator_id=current_caller().subject)
+
 Export pages are tokens sealed with the service's key ring and bound to the operator and the
 time range, so a token cannot be forged, edited or replayed with other bounds, and they expire
 after AUDIT_EXPORT_TOKEN_LIFETIME (INVALID_ARGUMENT / PAGE_TOKEN_INVALID otherwise).
@@ -21,7 +27,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -30,7 +36,7 @@ from walletcore.audit import AuditVerification, canonical_json
 from walletcore.clock import Clock
 from walletcore.crypto import DecryptionFailed, KeyRing
 from walletcore.errors import FieldViolation, InvalidArgument
-from walletcore.grpc.convert import page_token_from
+from walletcore.grpc.convert import page_response, page_token_from
 
 MAX_AUDIT_EXPORT_PAGE_SIZE: Final = 1_000
 DEFAULT_AUDIT_EXPORT_PAGE_SIZE: Final = 50
@@ -220,3 +226,52 @@ def export_page(page: paging_pb2.PageRequest) -> tuple[int, str]:
     if page.page_size < 0:
         raise InvalidArgument.field("page.page_size", "must not be negative")
     return page.page_size or DEFAULT_AUDIT_EXPORT_PAGE_SIZE, page_token_from(page)
+
+
+class ExportAuditLogRequest(Protocol):
+    """Every service's ExportAuditLogRequest has these fields."""
+
+    @property
+    def start_time(self) -> Timestamp: ...
+
+    @property
+    def end_time(self) -> Timestamp: ...
+
+    @property
+    def page(self) -> paging_pb2.PageRequest: ...
+
+    def HasField(self, field_name: Literal["start_time", "end_time"]) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRpcs:
+    """VerifyAuditLog and ExportAuditLog from request to response fields, for any service's
+    admin API (their messages have the same fields in every package)."""
+
+    reader: AuditReader
+    tokens: AuditExportTokens
+    clock: Clock
+
+    async def verify(self) -> audit_pb2.AuditVerification:
+        return verification_to_proto(await verify_audit_log(self.reader, self.clock))
+
+    async def export(
+        self, request: ExportAuditLogRequest, *, operator_id: str
+    ) -> tuple[list[audit_pb2.AuditEntry], paging_pb2.PageResponse]:
+        start = optional_time(request.start_time, request.HasField("start_time"), "start_time")
+        end = optional_time(request.end_time, request.HasField("end_time"), "end_time")
+        page_size, page_token = export_page(request.page)
+        export = await export_audit_log(
+            self.reader,
+            self.tokens,
+            self.clock(),
+            operator_id=operator_id,
+            start=start,
+            end=end,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        return (
+            [audit_entry_to_proto(entry) for entry in export.entries],
+            page_response(export.next_page_token),
+        )

@@ -26,21 +26,27 @@ GRANT_ALREADY_USED, and GRANT_INVALID for everything else. Which of the other ch
 in the message and in the ErrorInfo metadata `cause` (SIGNATURE_OR_FORMAT, LIFETIME_TOO_LONG,
 ACCOUNT_MISMATCH, PURPOSE_MISMATCH, OBJECT_MISMATCH): a grant's claims are readable by whoever
 holds it, so naming the mismatch tells the holder nothing new and tells a developer what went
-wrong. Rows may be purged once `expires_at` (plus the verifiers' clock leeway) has passed: an
-expired grant is refused before its row is looked at.
+wrong. An expired grant is refused before its row is looked at, so a row past `expires_at` (plus
+the verifiers' clock leeway) guards nothing: `ExpiredGrantRows` deletes those, run by
+`walletcore.idempotency.RetentionPurge` as a background task of the service:
+
+    purge = RetentionPurge(ExpiredGrantRows(tables.consumed_grants, clock=clock), sessions)
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Final, Protocol
+from typing import Any, Final, Protocol, cast
 
-from sqlalchemy import Column, MetaData, String, Table
+from sqlalchemy import Column, MetaData, String, Table, delete
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from walletcore.clock import Clock, utc_now
 from walletcore.db import Executor, UTCDateTime, dialect_name
 from walletcore.errors import PermissionDenied
-from walletcore.tokens import TokenKind, VerifiedGrant
+from walletcore.tokens import CLOCK_SKEW_LEEWAY, TokenKind, VerifiedGrant
 
 GRANT_INVALID: Final = "GRANT_INVALID"
 GRANT_EXPIRED: Final = "GRANT_EXPIRED"
@@ -49,6 +55,10 @@ MAX_GRANT_LIFETIME: Final = TokenKind.STEP_UP_GRANT.max_lifetime
 JTI_LENGTH: Final = 64
 """Auth's grant ids are 22 characters (`secrets.token_urlsafe(16)`); the margin admits more."""
 CAUSE_KEY: Final = "cause"
+PURGE_MARGIN: Final = CLOCK_SKEW_LEEWAY + MAX_GRANT_LIFETIME
+"""How long past `expires_at` a consumed-grant row is kept: the verifiers' leeway, and a grant
+lifetime more, so a replica whose clock runs a few minutes ahead of another's cannot free a
+jti the other still accepts."""
 
 # The verifier's specific reasons, and the cause each becomes under GRANT_INVALID.
 _CAUSES: Final = {
@@ -105,6 +115,22 @@ class SqlConsumedGrants:
             .returning(self._table.c.jti)
         )
         return (await self._executor.execute(statement)).first() is not None
+
+
+class ExpiredGrantRows:
+    """The consumed-grant rows of a table from `define_consumed_grants_table` whose grants can
+    no longer be accepted anywhere (`walletcore.idempotency.ExpiringRows`)."""
+
+    label: Final = "consumed grants"
+
+    def __init__(self, table: Table, *, clock: Clock = utc_now) -> None:
+        self._table = table
+        self._clock = clock
+
+    async def purge_expired(self, session: AsyncSession) -> int:
+        cutoff = self._clock() - PURGE_MARGIN
+        result = await session.execute(delete(self._table).where(self._table.c.expires_at < cutoff))
+        return cast(CursorResult[Any], result).rowcount
 
 
 class GrantChecker(Protocol):

@@ -50,7 +50,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, Final, Protocol, TypeVar, cast
 
 from google.protobuf.message import Message
 from sqlalchemy import (
@@ -178,6 +178,8 @@ class IdempotencyRecords:
     stored responses are encrypted, bound to their key: a response may carry secrets the
     service otherwise keeps only hashed (a new session's refresh token).
     """
+
+    label: Final = "idempotency records"
 
     def __init__(
         self,
@@ -317,9 +319,24 @@ def _associated_data(key: IdempotencyKey) -> bytes:
     return "\x1f".join(("idempotency", key.scope, key.owner, key.request_id)).encode()
 
 
+class ExpiringRows(Protocol):
+    """Rows a service deletes once they serve no purpose any more: what `RetentionPurge`
+    purges (`IdempotencyRecords`, `walletcore.grants.ExpiredGrantRows`)."""
+
+    @property
+    def label(self) -> str:
+        """What the rows are, for the purge's log lines."""
+        ...
+
+    async def purge_expired(self, session: AsyncSession) -> int:
+        """Deletes what is expired now, in `session`'s transaction; how many rows went."""
+        ...
+
+
 class RetentionPurge:
-    """Deletes a service's idempotency records past their retention, in a transaction of
-    its own, once now and then every `interval_seconds` until stopped.
+    """Deletes a service's expired rows of one kind (idempotency records past their retention,
+    consumed grants past their use), in a transaction of its own, once now and then every
+    `interval_seconds` until stopped.
 
         purge = RetentionPurge(idempotency, session_factory(engine))
         BackgroundTask("idempotency-purge", lambda: run_until_shutdown(server, purge.run_forever))
@@ -329,30 +346,35 @@ class RetentionPurge:
 
     def __init__(
         self,
-        records: IdempotencyRecords,
+        rows: ExpiringRows,
         sessions: async_sessionmaker[AsyncSession],
         *,
         interval_seconds: float = PURGE_INTERVAL_SECONDS,
     ) -> None:
-        self._records = records
+        self._rows = rows
         self._sessions = sessions
         self._interval_seconds = interval_seconds
 
     async def run_once(self) -> int:
-        """Purges what is expired now; returns how many records were deleted."""
+        """Purges what is expired now; returns how many rows were deleted."""
         async with self._sessions() as session, session.begin():
-            return await self._records.purge_expired(session)
+            return await self._rows.purge_expired(session)
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Purges until `stop` is set; a failed pass is logged and tried again later (the
-        records only wait a little longer)."""
+        rows only wait a little longer)."""
         while not stop.is_set():
             try:
                 deleted = await self.run_once()
             except Exception as exc:
-                logger.warning("idempotency purge failed", extra={"error": type(exc).__name__})
+                logger.warning(
+                    "retention purge failed",
+                    extra={"rows": self._rows.label, "error": type(exc).__name__},
+                )
             else:
                 if deleted:
-                    logger.info("idempotency records purged", extra={"deleted": deleted})
+                    logger.info(
+                        "expired rows purged", extra={"rows": self._rows.label, "deleted": deleted}
+                    )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self._interval_seconds)

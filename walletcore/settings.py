@@ -196,7 +196,8 @@ class WalletServiceSettings(ServiceSettings):
     idempotency_purge_interval_seconds: float = Field(
         default=PURGE_INTERVAL_SECONDS, gt=0, le=86400
     )
-    """How often idempotency records past their retention (30 days) are deleted."""
+    """How often the retention purges run: idempotency records past their retention (30 days),
+    and consumed-grant rows whose grants can no longer be accepted (walletcore.grants)."""
     rate_limit_namespace: str = Field(default="", pattern=r"^[A-Za-z0-9_.:-]{0,64}$")
     """The Redis hash tag of the service's limiter keys (one Redis Cluster slot); empty means
     the service's name."""

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.auth.adapters.passwords import PasswordHasher
 from services.auth.adapters.repositories.protection import CONTACT_INDEX_CONTEXT, Protection
 from services.auth.adapters.repositories.reads import SqlAccountReads
-from services.auth.adapters.tables import audit_log, idempotency_records, outbox
+from services.auth.adapters.tables import audit_log, idempotency_records, outbox, used_grants
 from services.auth.adapters.transactions import SqlTransactions
 from services.auth.adapters.uow import SqlAuthUnitOfWork
 from services.auth.api.admin import AccountAdminServicer
@@ -51,6 +51,7 @@ from wallet.auth.v1 import (
 from walletcore.clock import Clock, utc_now
 from walletcore.crypto import BlindIndex, KeyRing, SecretHasher, random_numeric_code, random_token
 from walletcore.db import SingleStatementReads, create_engine, session_factory
+from walletcore.grants import ExpiredGrantRows
 from walletcore.grpc.access import AUTHENTICATED, PUBLIC, AccessRule, require_roles
 from walletcore.grpc.interceptors import RateRule, by_client_address
 from walletcore.grpc.server import BackgroundTask, Port, PortKind, ServiceServer
@@ -219,13 +220,18 @@ class AuthApp(ServiceApp):
     transports: Transports
     limiter: RateLimiter
     hasher: PasswordHasher
+    statements: SingleStatementReads
     ports: dict[str, int] | None = None
 
     migrations_dir: ClassVar[Path] = MIGRATIONS_DIR
 
     async def _release(self) -> None:
         await release_all(
-            self.transports.aclose, self.limiter.close, self.hasher.close, self.engine.dispose
+            self.transports.aclose,
+            self.limiter.close,
+            self.hasher.close,
+            self.statements.close,
+            self.engine.dispose,
         )
 
 
@@ -285,7 +291,8 @@ def build(
         ),
         idempotency,
     )
-    reads = SqlAccountReads(SingleStatementReads(engine), protection)
+    statements = SingleStatementReads(engine)
+    reads = SqlAccountReads(statements, protection)
     transports = (
         transports if transports is not None else transports_from_settings(settings.notifier)
     )
@@ -294,12 +301,20 @@ def build(
     purge = RetentionPurge(
         idempotency, sessions, interval_seconds=settings.idempotency_purge_interval_seconds
     )
+    grant_purge = RetentionPurge(
+        ExpiredGrantRows(used_grants, clock=clock),
+        sessions,
+        interval_seconds=settings.idempotency_purge_interval_seconds,
+    )
 
     async def dispatch() -> None:
         await dispatch_until_shutdown(dispatcher, server, settings.outbox_poll_seconds)
 
     async def purge_expired_requests() -> None:
         await run_until_shutdown(server, purge.run_forever)
+
+    async def purge_spent_grants() -> None:
+        await run_until_shutdown(server, grant_purge.run_forever)
 
     server = ServiceServer(
         settings,
@@ -309,6 +324,7 @@ def build(
         [
             BackgroundTask("outbox-dispatcher", dispatch),
             BackgroundTask("idempotency-purge", purge_expired_requests),
+            BackgroundTask("consumed-grant-purge", purge_spent_grants),
         ],
     )
     return AuthApp(
@@ -322,6 +338,7 @@ def build(
         transports=transports,
         limiter=limiter,
         hasher=hasher,
+        statements=statements,
     )
 
 

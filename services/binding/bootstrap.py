@@ -12,40 +12,51 @@ Who may call what:
   (walletcore.users.ActiveUserVerifier): a frozen account is refused on its next request.
   BindCard and StartContactChange are rate-limited per account.
 - internal port: BindingQueryService for refund's service identity only.
-- admin port (BindingAdminService, the officer-assisted contact change): not served yet.
+- admin port: BindingAdminService (the officer-assisted contact change and binding's audit
+  chain) for operators with the role `security_officer` only.
 
 Peers: auth (user checks, grant keys, the contact change) and kyc (the holder-name match and
 the KYC level), each over walletcore's internal channel with binding's service token.
+
+Background tasks (walletcore.idempotency.RetentionPurge, hourly): idempotency records past
+their 30 days, and consumed-grant rows whose grants can no longer be accepted
+(walletcore.grants.ExpiredGrantRows).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.binding.adapters.peers import KYC_READS, AuthContactVerification, KycStatusClient
-from services.binding.adapters.tables import idempotency_records
+from services.binding.adapters.tables import audit_log, consumed_grants, idempotency_records
 from services.binding.adapters.uow import SqlBindingUnitOfWork
 from services.binding.adapters.vault import VAULT_MIGRATIONS_DIR, LocalCardVault
+from services.binding.api.admin import BindingAdminServicer
 from services.binding.api.binding_service import BindingServicer
 from services.binding.api.query import BindingQueryServicer
 from services.binding.service.context import FINGERPRINT_CONTEXT, BindingContext
 from services.binding.settings import BindingSettings
 from wallet.binding.v1 import (
+    binding_admin_service_pb2,
+    binding_admin_service_pb2_grpc,
     binding_query_service_pb2,
     binding_query_service_pb2_grpc,
     binding_service_pb2,
     binding_service_pb2_grpc,
 )
+from walletcore.audit_rpcs import AuditExportTokens, AuditRpcs
 from walletcore.clock import Clock, utc_now
 from walletcore.crypto import BlindIndex, KeyRing
 from walletcore.db import create_engine, session_factory
-from walletcore.grpc.access import AUTHENTICATED, require_roles
+from walletcore.grants import ExpiredGrantRows
+from walletcore.grpc.access import AUTHENTICATED, AccessRule, require_roles
 from walletcore.grpc.clients import (
     InternalClients,
     InternalTarget,
@@ -55,11 +66,13 @@ from walletcore.grpc.clients import (
 from walletcore.grpc.interceptors import RateRule, by_caller
 from walletcore.grpc.server import BackgroundTask, Port, PortKind, ServiceServer
 from walletcore.idempotency import IdempotencyRecords, RetentionPurge
+from walletcore.identity import OperatorRole
 from walletcore.keys import development_keys
 from walletcore.migrations import upgrade_to_head
 from walletcore.ratelimit import RateLimiter
 from walletcore.ratelimit.base import Policy
 from walletcore.service_kit import (
+    EngineAuditReader,
     ServiceApp,
     blind_index,
     encryption_ring,
@@ -75,6 +88,7 @@ from walletcore.service_kit import (
 from walletcore.tokens import (
     AccessTokenVerifier,
     GrantVerifier,
+    OperatorTokenVerifier,
     ServiceTokenVerifier,
     StaticKeySet,
 )
@@ -90,6 +104,7 @@ DEVELOPMENT_RATE_LIMIT_KEY_LABEL: Final = "binding-rate-limit-subjects"
 
 BINDING_SERVICE: Final = binding_service_pb2.DESCRIPTOR.services_by_name["BindingService"]
 QUERY_SERVICE: Final = binding_query_service_pb2.DESCRIPTOR.services_by_name["BindingQueryService"]
+ADMIN_SERVICE: Final = binding_admin_service_pb2.DESCRIPTOR.services_by_name["BindingAdminService"]
 
 CARD_BINDS_PER_ACCOUNT_HOUR: Final = Policy("card_binds_per_account_hour", 10, 3600)
 """Ten bind attempts an hour per account, refused ones included: someone testing stolen card
@@ -168,6 +183,12 @@ def public_rate_rules() -> dict[str, list[RateRule]]:
     }
 
 
+def admin_policy() -> dict[str, AccessRule]:
+    """Every admin RPC, the audit ones included, is a security officer's."""
+    officers = require_roles(OperatorRole.SECURITY_OFFICER.value)
+    return rpc_policy(ADMIN_SERVICE, lambda name: officers)
+
+
 def build(settings: BindingSettings, *, clock: Clock = utc_now) -> BindingApp:
     """Wires binding from `settings`; `clock` defaults to the real one (tests pass theirs)."""
     keys = BindingKeys.from_settings(settings)
@@ -217,12 +238,24 @@ def build(settings: BindingSettings, *, clock: Clock = utc_now) -> BindingApp:
         lambda: SqlBindingUnitOfWork(sessions, encryption=keys.encryption, grants=grants),
         idempotency,
     )
-    purge = RetentionPurge(idempotency, sessions)
+    purges = {
+        "idempotency-purge": RetentionPurge(idempotency, sessions),
+        "consumed-grant-purge": RetentionPurge(
+            ExpiredGrantRows(consumed_grants, clock=clock), sessions
+        ),
+    }
     users = ActiveUserVerifier(
         AccessTokenVerifier(auth_keys, settings.auth_issuer, clock=clock), auth
     )
+    identities = StaticKeySet(keys.identity_jwks)
+    operators = OperatorTokenVerifier(identities, settings.identity_issuer, clock=clock)
+    audit = AuditRpcs(
+        EngineAuditReader(engine, audit_log),
+        AuditExportTokens(keys.encryption, SERVICE_NAME),
+        clock,
+    )
     services = ServiceTokenVerifier(
-        StaticKeySet(keys.identity_jwks),
+        identities,
         settings.identity_issuer,
         audience=SERVICE_NAME,
         allowed_services=QUERY_CALLERS,
@@ -243,6 +276,18 @@ def build(settings: BindingSettings, *, clock: Clock = utc_now) -> BindingApp:
             rate_rules=public_rate_rules(),
         ),
         Port(
+            PortKind.ADMIN,
+            [
+                grpc_service(
+                    ADMIN_SERVICE,
+                    binding_admin_service_pb2_grpc.add_BindingAdminServiceServicer_to_server,
+                    BindingAdminServicer(ctx, tx, audit),
+                )
+            ],
+            admin_policy(),
+            verifier=operators,
+        ),
+        Port(
             PortKind.INTERNAL,
             [
                 grpc_service(
@@ -256,15 +301,16 @@ def build(settings: BindingSettings, *, clock: Clock = utc_now) -> BindingApp:
         ),
     ]
 
-    async def purge_expired_requests() -> None:
-        await run_until_shutdown(server, purge.run_forever)
+    def purging(purge: RetentionPurge) -> Callable[[], Coroutine[Any, Any, None]]:
+        # `server` is looked up when the task starts, once it is built below.
+        return lambda: run_until_shutdown(server, purge.run_forever)
 
     server = ServiceServer(
         settings,
         ports,
         limiter,
         logger,
-        [BackgroundTask("idempotency-purge", purge_expired_requests)],
+        [BackgroundTask(name, purging(purge)) for name, purge in purges.items()],
     )
     return BindingApp(
         settings=settings,

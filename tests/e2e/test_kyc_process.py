@@ -58,9 +58,13 @@ class ServiceProcess:
         return f"127.0.0.1:{self.ports[kind]}"
 
 
-async def start(name: str, tmp_path: Path, settings: dict[str, str]) -> ServiceProcess:
+async def start(
+    name: str, tmp_path: Path, settings: dict[str, str], ports: dict[str, int] | None = None
+) -> ServiceProcess:
+    """`python -m services.<name>` on `ports` (by kind; free ones by default), serving once
+    its internal port's health check says so."""
     prefix = name.upper() + "_"
-    ports = {kind: free_port() for kind in KINDS}
+    ports = ports or {kind: free_port() for kind in KINDS}
     environment = {key: value for key, value in os.environ.items() if not key.startswith(prefix)}
     environment.update({f"{prefix}{kind}_PORT": str(port) for kind, port in ports.items()})
     environment[f"{prefix}DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / (name + '.db')}"

@@ -23,18 +23,7 @@ from services.kyc.service.context import KycContext
 from services.kyc.service.ports import KycUnitOfWork
 from wallet.kyc.v1 import kyc_review_service_pb2 as pb
 from wallet.kyc.v1 import kyc_review_service_pb2_grpc, types_pb2
-from walletcore.audit_rpcs import (
-    AuditExportTokens,
-    AuditReader,
-    audit_entry_to_proto,
-    export_audit_log,
-    export_page,
-    optional_time,
-    verify_audit_log,
-)
-from walletcore.audit_rpcs import (
-    verification_to_proto as audit_verification_to_proto,
-)
+from walletcore.audit_rpcs import AuditExportTokens, AuditReader, AuditRpcs
 from walletcore.grpc.convert import (
     enum_from_proto,
     enum_to_proto,
@@ -71,8 +60,7 @@ class KycReviewServicer(kyc_review_service_pb2_grpc.KycReviewServiceServicer):
     ) -> None:
         self.ctx = ctx
         self.tx = tx
-        self.audit_reader = audit_reader
-        self.export_tokens = export_tokens
+        self.audit = AuditRpcs(audit_reader, export_tokens, ctx.clock)
 
     async def ListReviewQueue(
         self, request: pb.ListReviewQueueRequest, context: Context
@@ -170,26 +158,10 @@ class KycReviewServicer(kyc_review_service_pb2_grpc.KycReviewServiceServicer):
     async def VerifyAuditLog(
         self, request: pb.VerifyAuditLogRequest, context: Context
     ) -> pb.VerifyAuditLogResponse:
-        check = await verify_audit_log(self.audit_reader, self.ctx.clock)
-        return pb.VerifyAuditLogResponse(verification=audit_verification_to_proto(check))
+        return pb.VerifyAuditLogResponse(verification=await self.audit.verify())
 
     async def ExportAuditLog(
         self, request: pb.ExportAuditLogRequest, context: Context
     ) -> pb.ExportAuditLogResponse:
-        start = optional_time(request.start_time, request.HasField("start_time"), "start_time")
-        end = optional_time(request.end_time, request.HasField("end_time"), "end_time")
-        page_size, page_token = export_page(request.page)
-        export = await export_audit_log(
-            self.audit_reader,
-            self.export_tokens,
-            self.ctx.clock(),
-            operator_id=current_caller().subject,
-            start=start,
-            end=end,
-            page_size=page_size,
-            page_token=page_token,
-        )
-        return pb.ExportAuditLogResponse(
-            entries=[audit_entry_to_proto(entry) for entry in export.entries],
-            page=page_response(export.next_page_token),
-        )
+        entries, page = await self.audit.export(request, operator_id=current_caller().subject)
+        return pb.ExportAuditLogResponse(entries=entries, page=page)

@@ -1,5 +1,5 @@
-"""What the access API tests share: reading a refusal, and an account put straight into the
-database (for a contact that must not have just received a code)."""
+"""What the access and admin API tests share: reading a refusal, and accounts put straight
+into the database (for a contact that must not have just received a code, or many at once)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Awaitable
 import grpc.aio
 
 from services.auth.domain.account import Account
-from services.auth.domain.contacts import Contact, VerifiedContact
+from services.auth.domain.contacts import Contact, Email, VerifiedContact
 from services.auth.domain.events import NO_CLIENT
 from services.auth.service.ports import AuthUnitOfWork
 from tests.api.auth.harness import DEFAULT_PASSWORD, AuthTestApp
@@ -42,3 +42,22 @@ async def seed_account(auth_app: AuthTestApp, contact: Contact) -> str:
 
     await auth_app.app.tx.run(work)
     return account.id
+
+
+async def add_accounts(app: AuthTestApp, count: int) -> list[str]:
+    """Accounts stored directly: registering this many through the API would hit the
+    per-address limit on codes sent, which is not what the bulk tests are about."""
+    now = app.app.ctx.clock()
+    ids = [app.app.ctx.new_id() for _ in range(count)]
+
+    async def work(uow: AuthUnitOfWork) -> None:
+        for account_id in ids:
+            contact = VerifiedContact(
+                f"{account_id}-email", Email(f"{account_id}@example.test"), now
+            )
+            await uow.accounts.add(
+                Account(id=account_id, password_hash="h", contacts=[contact], created_at=now)
+            )
+
+    await app.app.tx.run(work)
+    return ids

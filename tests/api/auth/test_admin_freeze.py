@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import grpc
 
-from services.auth.domain.account import Account
-from services.auth.domain.contacts import Email, VerifiedContact
-from services.auth.service.ports import AuthUnitOfWork
+from tests.api.auth.access_helpers import add_accounts
 from tests.api.auth.harness import (
     AuthTestApp,
     Registered,
@@ -131,25 +129,6 @@ async def test_officers_get_the_documented_refusals(
     assert (unknown.code, unknown.reason) == (grpc.StatusCode.NOT_FOUND, "ACCOUNT_NOT_FOUND")
     assert no_ids.code == grpc.StatusCode.INVALID_ARGUMENT
     assert [violation.field for violation in no_ids.field_violations] == ["account_ids"]
-
-
-async def add_accounts(app: AuthTestApp, count: int) -> list[str]:
-    """Accounts stored directly: registering this many through the API would hit the
-    per-address limit on codes sent, which is not what this test is about."""
-    now = app.app.ctx.clock()
-    ids = [app.app.ctx.new_id() for _ in range(count)]
-
-    async def work(uow: AuthUnitOfWork) -> None:
-        for account_id in ids:
-            contact = VerifiedContact(
-                f"{account_id}-email", Email(f"{account_id}@example.test"), now
-            )
-            await uow.accounts.add(
-                Account(id=account_id, password_hash="h", contacts=[contact], created_at=now)
-            )
-
-    await app.app.tx.run(work)
-    return ids
 
 
 async def test_a_bulk_freeze_reports_every_account_and_locks_out_its_users(

@@ -26,17 +26,23 @@ import pytest
 from services.binding.bootstrap import BindingApp, build
 from services.binding.settings import BindingSettings
 from tests.api.auth.conftest import auth_app, auth_backend, start_auth  # noqa: F401
-from tests.api.auth.harness import AuthTestApp, request_id, service_metadata
+from tests.api.auth.harness import AuthTestApp, operator_metadata, request_id, service_metadata
 from tests.api.auth.recovery_helpers import Holder, new_holder
 from tests.api.binding.kyc_stand_in import StandInKyc, running_kyc
 from tests.conftest import fresh_postgres_database
 from tests.support.notify import sms_webhook_catcher, smtp_catcher  # noqa: F401
 from wallet.auth.v1 import auth_service_pb2 as auth_pb
 from wallet.auth.v1 import types_pb2 as auth_types
-from wallet.binding.v1 import binding_query_service_pb2_grpc, binding_service_pb2_grpc
+from wallet.binding.v1 import (
+    binding_admin_service_pb2_grpc,
+    binding_query_service_pb2_grpc,
+    binding_service_pb2_grpc,
+)
+from walletcore.identity import OperatorRole
 from walletcore.settings import Profile
 
 REFUND = service_metadata("refund", audience="binding")
+OFFICER = operator_metadata(OperatorRole.SECURITY_OFFICER, "officer-7")
 HOLDER_NAME = "Test Holder"
 
 
@@ -48,6 +54,7 @@ class BindingTestApp:
     ports: dict[str, int]
     public: binding_service_pb2_grpc.BindingServiceAsyncStub
     query: binding_query_service_pb2_grpc.BindingQueryServiceAsyncStub
+    admin: binding_admin_service_pb2_grpc.BindingAdminServiceAsyncStub
 
     async def new_holder(self, *, kyc_name: str | None = HOLDER_NAME) -> Holder:
         """A signed-in account of auth with a verified phone, its KYC approved under
@@ -142,8 +149,9 @@ async def binding_app(
         stack.push_async_callback(app.close, 0)
         public = grpc.aio.insecure_channel(f"127.0.0.1:{ports['public']}")
         internal = grpc.aio.insecure_channel(f"127.0.0.1:{ports['internal']}")
-        stack.push_async_callback(public.close)
-        stack.push_async_callback(internal.close)
+        admin = grpc.aio.insecure_channel(f"127.0.0.1:{ports['admin']}")
+        for channel in (public, internal, admin):
+            stack.push_async_callback(channel.close)
         yield BindingTestApp(
             app=app,
             auth=auth_app,
@@ -151,4 +159,5 @@ async def binding_app(
             ports=ports,
             public=binding_service_pb2_grpc.BindingServiceStub(public),
             query=binding_query_service_pb2_grpc.BindingQueryServiceStub(internal),
+            admin=binding_admin_service_pb2_grpc.BindingAdminServiceStub(admin),
         )

@@ -101,6 +101,25 @@ async def test_a_domain_error_arrives_as_its_code_with_error_info(
     assert (details.reason, details.domain) == ("ACCOUNT_FROZEN", "probe.wallet")
 
 
+@pytest.mark.parametrize(
+    "error",
+    [FailedPrecondition("frozen", reason="ACCOUNT_FROZEN"), KeyError("accounts.password_hash")],
+    ids=["domain error", "unexpected exception"],
+)
+async def test_a_failed_call_still_echoes_its_request_id(
+    start_server: StartServer, error: Exception
+) -> None:
+    """The id rides in the trailing metadata, which a rich status's details replace unless
+    both are sent."""
+    servicer = ProbeServicer(error=error)
+
+    failure = await failure_of(start_server, servicer, metadata=(("x-request-id", "req-failed"),))
+
+    assert dict(failure.trailing_metadata() or ())["x-request-id"] == "req-failed"
+    if isinstance(error, FailedPrecondition):
+        assert error_details(failure).reason == "ACCOUNT_FROZEN"
+
+
 async def test_invalid_input_arrives_with_field_violations(start_server: StartServer) -> None:
     violation = FieldViolation("contact.phone", "must be in E.164 format")
     servicer = ProbeServicer(error=InvalidArgument([violation]))

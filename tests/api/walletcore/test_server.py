@@ -152,7 +152,7 @@ async def test_a_given_request_id_is_used_and_echoed(start_server: StartServer) 
             empty_pb2.Empty(), metadata=(("x-request-id", "req-42"),)
         )
         seen_by_handler = (await call).value
-        echoed = dict(await call.initial_metadata() or ())
+        echoed = dict(await call.trailing_metadata() or ())
 
     assert seen_by_handler == "req-42"
     assert echoed["x-request-id"] == "req-42"
@@ -171,7 +171,7 @@ async def test_a_request_id_is_generated_when_missing_or_unsafe(
         )
         ids = [(await call).value for call in (plain, unsafe)]
         echoed = [
-            dict(await call.initial_metadata() or ())["x-request-id"] for call in (plain, unsafe)
+            dict(await call.trailing_metadata() or ())["x-request-id"] for call in (plain, unsafe)
         ]
 
     assert ids == echoed

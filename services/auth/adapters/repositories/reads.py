@@ -2,10 +2,9 @@
 
 Every request to auth's public port, and every request kyc, binding and refund answer, asks
 auth whether an account is frozen and a session live; so these reads are one statement each
-(`walletcore.db.SingleStatementReads`: one round trip on PostgreSQL) and read only the columns
-they answer with, rather than the account aggregate's five tables. The statements are built
-once, with bound parameters: building one and deriving its cache key on every call cost more
-than running it.
+(`walletcore.db.SingleStatementReads`: one round trip on PostgreSQL, on asyncpg directly) and
+read only the columns they answer with, rather than the account aggregate's five tables. The
+statements are built once, with bound parameters, and compiled once.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import Row, bindparam, func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.sql import Select
 
 from services.auth.adapters.repositories.accounts import open_contact
@@ -144,10 +143,10 @@ class SqlAccountReads:
         )
 
 
-def _frozen_at(status: AccountStatus, row: Row[Any]) -> datetime | None:
+def _frozen_at(status: AccountStatus, row: Any) -> datetime | None:
     # As `Account.frozen_at`: the latest freeze record is the freeze, while frozen.
     return row.latest_freeze_at if status is AccountStatus.FROZEN else None
 
 
-def _totp_enabled(row: Row[Any]) -> bool:
+def _totp_enabled(row: Any) -> bool:
     return bool(row.totp_state == TotpState.ACTIVE.value)

@@ -3,12 +3,12 @@ the account aggregate would, and on PostgreSQL each costs one round trip to the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import pytest
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.auth.adapters.repositories import Protection
@@ -35,8 +35,10 @@ OFFICER = Actor.security_officer("officer-7")
 
 
 @pytest.fixture
-def reads(engine: AsyncEngine, protection: Protection) -> SqlAccountReads:
-    return SqlAccountReads(SingleStatementReads(engine), protection)
+async def reads(engine: AsyncEngine, protection: Protection) -> AsyncIterator[SqlAccountReads]:
+    statements = SingleStatementReads(engine)
+    yield SqlAccountReads(statements, protection)
+    await statements.close()
 
 
 def frozen_twice(account: Account) -> Account:
@@ -168,16 +170,16 @@ async def test_the_summary_of_an_active_account_without_a_second_factor(
 
 
 class WireCounter:
-    """Counts the messages the client writes to PostgreSQL: one per round trip (asyncpg
-    sends a statement's Bind, Execute and Sync in one write)."""
+    """Counts the messages the client writes to PostgreSQL on the connections it opens: one
+    per round trip (asyncpg sends a statement's Bind, Execute and Sync in one write)."""
 
-    def __init__(self) -> None:
+    def __init__(self, connect: Callable[..., Awaitable[Any]]) -> None:
         self.writes = 0
+        self._connect = connect
 
-    def wrap(self, dbapi_connection: Any, *_: Any) -> None:
-        transport = dbapi_connection.driver_connection._transport
-        if getattr(transport, "counted_by", None) is self:
-            return
+    async def connect(self, *args: Any, **kwargs: Any) -> Any:
+        connection = await self._connect(*args, **kwargs)
+        transport = connection._transport
         write = transport.write
 
         def counted(data: bytes) -> None:
@@ -185,15 +187,14 @@ class WireCounter:
             write(data)
 
         transport.write = counted
-        transport.counted_by = self
+        return connection
 
 
 @pytest.fixture
-def wire(engine: AsyncEngine) -> Iterator[WireCounter]:
-    counter = WireCounter()
-    event.listen(engine.sync_engine, "checkout", counter.wrap)
-    yield counter
-    event.remove(engine.sync_engine, "checkout", counter.wrap)
+def wire(monkeypatch: pytest.MonkeyPatch) -> WireCounter:
+    counter = WireCounter(asyncpg.connect)
+    monkeypatch.setattr(asyncpg, "connect", counter.connect)
+    return counter
 
 
 @postgres_only

@@ -1,9 +1,11 @@
-"""PostgreSQL connections the server dropped while they sat in the pool (a restart, a proxy's
-idle timeout): after the pool's ping of an idle connection, or in a single-statement read
-(which runs once more on a fresh connection), the request still succeeds."""
+"""PostgreSQL connections the server dropped while they sat idle (a restart, a proxy's idle
+timeout): after the pool's ping of an idle connection, or in single-statement reads (on
+connections of their own, replaced when found closed or when a statement fails on one),
+the request still succeeds."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -46,14 +48,30 @@ async def test_a_connection_dropped_while_idle_is_pinged_and_replaced(
         assert (await connection.execute(text("SELECT 1"))).scalar_one() == 1
 
 
-async def test_a_single_statement_read_on_a_dropped_connection_runs_again_on_a_fresh_one(
-    engine: AsyncEngine, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+async def terminate(postgres_url: str, pids: list[int]) -> None:
+    admin = create_async_engine(normalize_url(postgres_url))
+    try:
+        async with admin.connect() as connection:
+            for pid in pids:
+                await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        await admin.dispose()
+
+
+async def test_single_statement_reads_survive_their_connections_being_dropped(
+    engine: AsyncEngine, postgres_url: str
 ) -> None:
-    await drop_pooled_connection(engine, postgres_url)
-    # Used a moment ago: no ping, so the read itself finds the connection gone.
-    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 3600.0)
-    reads = SingleStatementReads(engine)
+    reads = SingleStatementReads(engine, connections=2)
+    try:
+        # Two reads at once hold both connections; then the server ends both.
+        held = await asyncio.gather(
+            *(reads.all(text("SELECT pg_backend_pid() AS pid, pg_sleep(0.2)")) for _ in "ab")
+        )
+        await terminate(postgres_url, [rows[0].pid for rows in held])
 
-    rows = await reads.all(text("SELECT CAST(:value AS integer)"), {"value": 7})
+        rows = await reads.all(text("SELECT CAST(:value AS integer) AS value"), {"value": 7})
+        again = await reads.all(text("SELECT CAST(:value AS integer) AS value"), {"value": 8})
+    finally:
+        await reads.close()
 
-    assert [tuple(row) for row in rows] == [(7,)]
+    assert [tuple(row) for row in [*rows, *again]] == [(7,), (8,)]

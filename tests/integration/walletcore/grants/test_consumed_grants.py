@@ -19,9 +19,24 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from tests.integration.locks import wait_until_a_backend_waits_on_a_lock
 from walletcore.db import create_engine, dialect_name, make_metadata, session_factory
 from walletcore.errors import PermissionDenied
-from walletcore.grants import GrantAcceptance, SqlConsumedGrants, define_consumed_grants_table
+from walletcore.fakes import FakeClock
+from walletcore.grants import (
+    MAX_GRANT_LIFETIME,
+    PURGE_MARGIN,
+    ExpiredGrantRows,
+    GrantAcceptance,
+    SqlConsumedGrants,
+    define_consumed_grants_table,
+)
+from walletcore.idempotency import RetentionPurge
 from walletcore.keys import generate_key
-from walletcore.tokens import GrantVerifier, SigningKeyRing, StaticKeySet, TokenIssuer
+from walletcore.tokens import (
+    CLOCK_SKEW_LEEWAY,
+    GrantVerifier,
+    SigningKeyRing,
+    StaticKeySet,
+    TokenIssuer,
+)
 
 AUTH_ISSUER = "wallet-auth"
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -136,3 +151,48 @@ async def test_the_row_records_when_the_grant_expires(engine: AsyncEngine, auth:
     async with engine.connect() as connection:
         stored = (await connection.execute(select(consumed_grants.c.expires_at))).scalar_one()
     assert stored == NOW + timedelta(minutes=5)
+
+
+async def test_the_purge_deletes_only_rows_whose_grants_can_no_longer_be_accepted(
+    engine: AsyncEngine,
+) -> None:
+    clock = FakeClock(NOW)
+    sessions = session_factory(engine)
+    async with sessions() as session, session.begin():
+        rows = SqlConsumedGrants(session, consumed_grants)
+        await rows.consume("long-gone", NOW - PURGE_MARGIN - timedelta(seconds=1))
+        # Expired, but a replica whose clock runs behind may still accept it: kept.
+        await rows.consume("just-expired", NOW - CLOCK_SKEW_LEEWAY)
+        await rows.consume("live", NOW + timedelta(minutes=4))
+    purge = RetentionPurge(ExpiredGrantRows(consumed_grants, clock=clock), sessions)
+
+    first = await purge.run_once()
+    clock.advance(PURGE_MARGIN + timedelta(minutes=5))
+    later = await purge.run_once()
+
+    assert (first, later) == (1, 2)
+    assert await count(engine, consumed_grants) == 0
+
+
+async def test_a_grant_whose_row_was_purged_is_still_refused(engine: AsyncEngine) -> None:
+    sessions = session_factory(engine)
+    clock = FakeClock(NOW)
+    ring = SigningKeyRing([generate_key("auth-1")])
+    auth = Auth(
+        TokenIssuer(AUTH_ISSUER, ring, lambda: NOW),
+        GrantVerifier(StaticKeySet(ring.public_jwks()), AUTH_ISSUER, clock=clock),
+    )
+    token = auth.unbind_grant()
+    async with sessions() as session, session.begin():
+        await unbind(session, auth, token, "unbind-1")
+    clock.advance(PURGE_MARGIN + MAX_GRANT_LIFETIME + timedelta(seconds=1))
+    purged = await RetentionPurge(
+        ExpiredGrantRows(consumed_grants, clock=clock), sessions
+    ).run_once()
+
+    with pytest.raises(PermissionDenied) as refused:
+        async with sessions() as session, session.begin():
+            await unbind(session, auth, token, "unbind-2")
+
+    assert (purged, refused.value.reason) == (1, "GRANT_EXPIRED")
+    assert await count(engine, consumed_grants) == 0

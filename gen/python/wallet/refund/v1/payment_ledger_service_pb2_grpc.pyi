@@ -30,8 +30,10 @@ class PaymentLedgerServiceStub:
     """How the payment system reports captured payments, the only payments refunds may be made
     against. Served on refund's internal port.
 
-    Authentication: a service identity (mutual TLS in production, a signed service token in
-    development); users and operators get PERMISSION_DENIED / PERMISSION_DENIED.
+    Authentication: the payment system's service identity, named `payments` (mutual TLS in
+    production, a signed service token in development); any other service's token gets
+    PERMISSION_DENIED / PERMISSION_DENIED, and user or operator tokens are no credential on
+    this port (UNAUTHENTICATED / TOKEN_INVALID).
 
     Errors follow the google.rpc richer error model (ErrorInfo with an UPPER_SNAKE_CASE reason
     and the service's domain, BadRequest field violations for bad input); the reasons are listed
@@ -48,7 +50,8 @@ class PaymentLedgerServiceStub:
     """Records a captured payment. Reporting the same payment again with the same data returns
     it unchanged, whatever the request id.
     Errors: ALREADY_EXISTS / PAYMENT_CONFLICT (the payment id is recorded with other data),
-    INVALID_ARGUMENT (zero amount, bad currency, capture time in the future).
+    INVALID_ARGUMENT / AMOUNT_INVALID (zero or negative amount), INVALID_ARGUMENT (not an
+    active ISO 4217 currency), INVALID_ARGUMENT / CAPTURE_TIME_INVALID (in the future).
     """
     GetPayment: _grpc.UnaryUnaryMultiCallable[_payment_ledger_service_pb2.GetPaymentRequest, _payment_ledger_service_pb2.GetPaymentResponse]
     """Returns a recorded payment with what can still be refunded.
@@ -60,8 +63,10 @@ class PaymentLedgerServiceAsyncStub(PaymentLedgerServiceStub):
     """How the payment system reports captured payments, the only payments refunds may be made
     against. Served on refund's internal port.
 
-    Authentication: a service identity (mutual TLS in production, a signed service token in
-    development); users and operators get PERMISSION_DENIED / PERMISSION_DENIED.
+    Authentication: the payment system's service identity, named `payments` (mutual TLS in
+    production, a signed service token in development); any other service's token gets
+    PERMISSION_DENIED / PERMISSION_DENIED, and user or operator tokens are no credential on
+    this port (UNAUTHENTICATED / TOKEN_INVALID).
 
     Errors follow the google.rpc richer error model (ErrorInfo with an UPPER_SNAKE_CASE reason
     and the service's domain, BadRequest field violations for bad input); the reasons are listed
@@ -75,7 +80,8 @@ class PaymentLedgerServiceAsyncStub(PaymentLedgerServiceStub):
     """Records a captured payment. Reporting the same payment again with the same data returns
     it unchanged, whatever the request id.
     Errors: ALREADY_EXISTS / PAYMENT_CONFLICT (the payment id is recorded with other data),
-    INVALID_ARGUMENT (zero amount, bad currency, capture time in the future).
+    INVALID_ARGUMENT / AMOUNT_INVALID (zero or negative amount), INVALID_ARGUMENT (not an
+    active ISO 4217 currency), INVALID_ARGUMENT / CAPTURE_TIME_INVALID (in the future).
     """
     GetPayment: _aio.UnaryUnaryMultiCallable[_payment_ledger_service_pb2.GetPaymentRequest, _payment_ledger_service_pb2.GetPaymentResponse]  # type: ignore[assignment]
     """Returns a recorded payment with what can still be refunded.
@@ -86,8 +92,10 @@ class PaymentLedgerServiceServicer(metaclass=_abc_1.ABCMeta):
     """How the payment system reports captured payments, the only payments refunds may be made
     against. Served on refund's internal port.
 
-    Authentication: a service identity (mutual TLS in production, a signed service token in
-    development); users and operators get PERMISSION_DENIED / PERMISSION_DENIED.
+    Authentication: the payment system's service identity, named `payments` (mutual TLS in
+    production, a signed service token in development); any other service's token gets
+    PERMISSION_DENIED / PERMISSION_DENIED, and user or operator tokens are no credential on
+    this port (UNAUTHENTICATED / TOKEN_INVALID).
 
     Errors follow the google.rpc richer error model (ErrorInfo with an UPPER_SNAKE_CASE reason
     and the service's domain, BadRequest field violations for bad input); the reasons are listed
@@ -105,7 +113,8 @@ class PaymentLedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         """Records a captured payment. Reporting the same payment again with the same data returns
         it unchanged, whatever the request id.
         Errors: ALREADY_EXISTS / PAYMENT_CONFLICT (the payment id is recorded with other data),
-        INVALID_ARGUMENT (zero amount, bad currency, capture time in the future).
+        INVALID_ARGUMENT / AMOUNT_INVALID (zero or negative amount), INVALID_ARGUMENT (not an
+        active ISO 4217 currency), INVALID_ARGUMENT / CAPTURE_TIME_INVALID (in the future).
         """
 
     @_abc_1.abstractmethod

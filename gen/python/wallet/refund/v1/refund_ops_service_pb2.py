@@ -28,7 +28,7 @@ from wallet.common.v1 import paging_pb2 as wallet_dot_common_dot_v1_dot_paging__
 from wallet.refund.v1 import types_pb2 as wallet_dot_refund_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)wallet/refund/v1/refund_ops_service.proto\x12\x10wallet.refund.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cwallet/common/v1/audit.proto\x1a\x1dwallet/common/v1/paging.proto\x1a\x1cwallet/refund/v1/types.proto\"\x81\x01\n\x0fRefundQueueItem\x12(\n\x06refund\x18\x01 \x01(\x0b\x32\x18.wallet.refund.v1.Refund\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x30\n\x0csla_deadline\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"t\n\x0eOperatorAction\x12\x13\n\x0boperator_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t\x12/\n\x0boccurred_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"t\n\x16ListRefundQueueRequest\x12+\n\x04page\x18\x01 \x01(\x0b\x32\x1d.wallet.common.v1.PageRequest\x12-\n\x06states\x18\x02 \x03(\x0e\x32\x1d.wallet.refund.v1.RefundState\"y\n\x17ListRefundQueueResponse\x12\x30\n\x05items\x18\x01 \x03(\x0b\x32!.wallet.refund.v1.RefundQueueItem\x12,\n\x04page\x18\x02 \x01(\x0b\x32\x1e.wallet.common.v1.PageResponse\"5\n RefundOpsServiceGetRefundRequest\x12\x11\n\trefund_id\x18\x01 \x01(\t\"\xb5\x02\n!RefundOpsServiceGetRefundResponse\x12(\n\x06refund\x18\x01 \x01(\x0b\x32\x18.wallet.refund.v1.Refund\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12*\n\x07payment\x18\x03 \x01(\x0b\x32\x19.wallet.refund.v1.Payment\x12\x38\n\x0fpayout_attempts\x18\x04 \x03(\x0b\x32\x1f.wallet.refund.v1.PayoutAttempt\x12:\n\x10operator_actions\x18\x05 \x03(\x0b\x32 .wallet.refund.v1.OperatorAction\x12\x30\n\x0csla_deadline\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"K\n\x14\x41pproveRefundRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\trefund_id\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t\"A\n\x15\x41pproveRefundResponse\x12(\n\x06refund\x18\x01 \x01(\x0b\x32\x18.wallet.refund.v1.Refund\"\x85\x01\n\x13RejectRefundRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\trefund_id\x18\x02 \x01(\t\x12\x39\n\x0breason_code\x18\x03 \x01(\x0e\x32$.wallet.refund.v1.RefundRejectReason\x12\x0c\n\x04note\x18\x04 \x01(\t\"@\n\x14RejectRefundResponse\x12(\n\x06refund\x18\x01 \x01(\x0b\x32\x18.wallet.refund.v1.Refund\"I\n\x12RetryPayoutRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\trefund_id\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t\"?\n\x13RetryPayoutResponse\x12(\n\x06refund\x18\x01 \x01(\x0b\x32\x18.wallet.refund.v1.Refund\"b\n\x14RerouteRefundRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\trefund_id\x18\x02 \x01(\t\x12\x15\n\rinstrument_id\x18\x03 \x01(\t\x12\x0c\n\x04note\x18\x04 \x01(\t\"A\n\x15RerouteRefundResponse\x12(\n\x06refund\x18\x01 \x01(\x0b\x32\x18.wallet.refund.v1.Refund\"\x17\n\x15VerifyAuditLogRequest\"S\n\x16VerifyAuditLogResponse\x12\x39\n\x0cverification\x18\x01 \x01(\x0b\x32#.wallet.common.v1.AuditVerification\"\xa2\x01\n\x15\x45xportAuditLogRequest\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x04page\x18\x03 \x01(\x0b\x32\x1d.wallet.common.v1.PageRequest\"u\n\x16\x45xportAuditLogResponse\x12-\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1c.wallet.common.v1.AuditEntry\x12,\n\x04page\x18\x02 \x01(\x0b\x32\x1e.wallet.common.v1.PageResponse2\xb9\x06\n\x10RefundOpsService\x12\x66\n\x0fListRefundQueue\x12(.wallet.refund.v1.ListRefundQueueRequest\x1a).wallet.refund.v1.ListRefundQueueResponse\x12t\n\tGetRefund\x12\x32.wallet.refund.v1.RefundOpsServiceGetRefundRequest\x1a\x33.wallet.refund.v1.RefundOpsServiceGetRefundResponse\x12`\n\rApproveRefund\x12&.wallet.refund.v1.ApproveRefundRequest\x1a\'.wallet.refund.v1.ApproveRefundResponse\x12]\n\x0cRejectRefund\x12%.wallet.refund.v1.RejectRefundRequest\x1a&.wallet.refund.v1.RejectRefundResponse\x12Z\n\x0bRetryPayout\x12$.wallet.refund.v1.RetryPayoutRequest\x1a%.wallet.refund.v1.RetryPayoutResponse\x12`\n\rRerouteRefund\x12&.wallet.refund.v1.RerouteRefundRequest\x1a\'.wallet.refund.v1.RerouteRefundResponse\x12\x63\n\x0eVerifyAuditLog\x12\'.wallet.refund.v1.VerifyAuditLogRequest\x1a(.wallet.refund.v1.VerifyAuditLogResponse\x12\x63\n\x0e\x45xportAuditLog\x12\'.wallet.refund.v1.ExportAuditLogRequest\x1a(.wallet.refund.v1.ExportAuditLogResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)wallet/refund/v1/refund_ops_service.proto\x12\x10wallet.refund.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cwallet/common/v1/audit.proto\x1a\x1dwallet/common/v1/paging.proto\x1a\x1cwallet/refund/v1/types.proto\"\x92\x01\n\x0fRefundQueueItem\x12(\n\x06refund\x18\x01 \x01(\x0b\x32\x18.wallet.refund.v1.Refund\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x30\n\x0csla_deadline\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07overdue\x18\x04 \x01(\x08\"t\n\x0eOperatorAction\x12\x13\n\x0boperator_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t\x12/\n\x0boccurred_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"t\n\x16ListRefundQueueRequest\x12+\n\x04page\x18\x01 \x01(\x0b\x32\x1d.wallet.common.v1.PageRequest\x12-\n\x06states\x18\x02 \x03(\x0e\x32\x1d.wallet.refund.v1.RefundState\"y\n\x17ListRefundQueueResponse\x12\x30\n\x05items\x18\x01 \x03(\x0b\x32!.wallet.refund.v1.RefundQueueItem\x12,\n\x04page\x18\x02 \x01(\x0b\x32\x1e.wallet.common.v1.PageResponse\"5\n RefundOpsServiceGetRefundRequest\x12\x11\n\trefund_id\x18\x01 \x01(\t\"\xee\x02\n!RefundOpsServiceGetRefundResponse\x12(\n\x06refund\x18\x01 \x01(\x0b\x32\x18.wallet.refund.v1.Refund\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12*\n\x07payment\x18\x03 \x01(\x0b\x32\x19.wallet.refund.v1.Payment\x12\x38\n\x0fpayout_attempts\x18\x04 \x03(\x0b\x32\x1f.wallet.refund.v1.PayoutAttempt\x12:\n\x10operator_actions\x18\x05 \x03(\x0b\x32 .wallet.refund.v1.OperatorAction\x12\x30\n\x0csla_deadline\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x0btransitions\x18\x07 \x03(\x0b\x32\".wallet.refund.v1.RefundTransition\"K\n\x14\x41pproveRefundRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\trefund_id\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t\"A\n\x15\x41pproveRefundResponse\x12(\n\x06refund\x18\x01 \x01(\x0b\x32\x18.wallet.refund.v1.Refund\"\x85\x01\n\x13RejectRefundRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\trefund_id\x18\x02 \x01(\t\x12\x39\n\x0breason_code\x18\x03 \x01(\x0e\x32$.wallet.refund.v1.RefundRejectReason\x12\x0c\n\x04note\x18\x04 \x01(\t\"@\n\x14RejectRefundResponse\x12(\n\x06refund\x18\x01 \x01(\x0b\x32\x18.wallet.refund.v1.Refund\"I\n\x12RetryPayoutRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\trefund_id\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t\"?\n\x13RetryPayoutResponse\x12(\n\x06refund\x18\x01 \x01(\x0b\x32\x18.wallet.refund.v1.Refund\"b\n\x14RerouteRefundRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\trefund_id\x18\x02 \x01(\t\x12\x15\n\rinstrument_id\x18\x03 \x01(\t\x12\x0c\n\x04note\x18\x04 \x01(\t\"A\n\x15RerouteRefundResponse\x12(\n\x06refund\x18\x01 \x01(\x0b\x32\x18.wallet.refund.v1.Refund\"\x17\n\x15VerifyAuditLogRequest\"S\n\x16VerifyAuditLogResponse\x12\x39\n\x0cverification\x18\x01 \x01(\x0b\x32#.wallet.common.v1.AuditVerification\"\xa2\x01\n\x15\x45xportAuditLogRequest\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x04page\x18\x03 \x01(\x0b\x32\x1d.wallet.common.v1.PageRequest\"u\n\x16\x45xportAuditLogResponse\x12-\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1c.wallet.common.v1.AuditEntry\x12,\n\x04page\x18\x02 \x01(\x0b\x32\x1e.wallet.common.v1.PageResponse2\xb9\x06\n\x10RefundOpsService\x12\x66\n\x0fListRefundQueue\x12(.wallet.refund.v1.ListRefundQueueRequest\x1a).wallet.refund.v1.ListRefundQueueResponse\x12t\n\tGetRefund\x12\x32.wallet.refund.v1.RefundOpsServiceGetRefundRequest\x1a\x33.wallet.refund.v1.RefundOpsServiceGetRefundResponse\x12`\n\rApproveRefund\x12&.wallet.refund.v1.ApproveRefundRequest\x1a\'.wallet.refund.v1.ApproveRefundResponse\x12]\n\x0cRejectRefund\x12%.wallet.refund.v1.RejectRefundRequest\x1a&.wallet.refund.v1.RejectRefundResponse\x12Z\n\x0bRetryPayout\x12$.wallet.refund.v1.RetryPayoutRequest\x1a%.wallet.refund.v1.RetryPayoutResponse\x12`\n\rRerouteRefund\x12&.wallet.refund.v1.RerouteRefundRequest\x1a\'.wallet.refund.v1.RerouteRefundResponse\x12\x63\n\x0eVerifyAuditLog\x12\'.wallet.refund.v1.VerifyAuditLogRequest\x1a(.wallet.refund.v1.VerifyAuditLogResponse\x12\x63\n\x0e\x45xportAuditLog\x12\'.wallet.refund.v1.ExportAuditLogRequest\x1a(.wallet.refund.v1.ExportAuditLogResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,41 +36,41 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'wallet.refund.v1.refund_ops
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_REFUNDQUEUEITEM']._serialized_start=188
-  _globals['_REFUNDQUEUEITEM']._serialized_end=317
-  _globals['_OPERATORACTION']._serialized_start=319
-  _globals['_OPERATORACTION']._serialized_end=435
-  _globals['_LISTREFUNDQUEUEREQUEST']._serialized_start=437
-  _globals['_LISTREFUNDQUEUEREQUEST']._serialized_end=553
-  _globals['_LISTREFUNDQUEUERESPONSE']._serialized_start=555
-  _globals['_LISTREFUNDQUEUERESPONSE']._serialized_end=676
-  _globals['_REFUNDOPSSERVICEGETREFUNDREQUEST']._serialized_start=678
-  _globals['_REFUNDOPSSERVICEGETREFUNDREQUEST']._serialized_end=731
-  _globals['_REFUNDOPSSERVICEGETREFUNDRESPONSE']._serialized_start=734
-  _globals['_REFUNDOPSSERVICEGETREFUNDRESPONSE']._serialized_end=1043
-  _globals['_APPROVEREFUNDREQUEST']._serialized_start=1045
-  _globals['_APPROVEREFUNDREQUEST']._serialized_end=1120
-  _globals['_APPROVEREFUNDRESPONSE']._serialized_start=1122
-  _globals['_APPROVEREFUNDRESPONSE']._serialized_end=1187
-  _globals['_REJECTREFUNDREQUEST']._serialized_start=1190
-  _globals['_REJECTREFUNDREQUEST']._serialized_end=1323
-  _globals['_REJECTREFUNDRESPONSE']._serialized_start=1325
-  _globals['_REJECTREFUNDRESPONSE']._serialized_end=1389
-  _globals['_RETRYPAYOUTREQUEST']._serialized_start=1391
-  _globals['_RETRYPAYOUTREQUEST']._serialized_end=1464
-  _globals['_RETRYPAYOUTRESPONSE']._serialized_start=1466
-  _globals['_RETRYPAYOUTRESPONSE']._serialized_end=1529
-  _globals['_REROUTEREFUNDREQUEST']._serialized_start=1531
-  _globals['_REROUTEREFUNDREQUEST']._serialized_end=1629
-  _globals['_REROUTEREFUNDRESPONSE']._serialized_start=1631
-  _globals['_REROUTEREFUNDRESPONSE']._serialized_end=1696
-  _globals['_VERIFYAUDITLOGREQUEST']._serialized_start=1698
-  _globals['_VERIFYAUDITLOGREQUEST']._serialized_end=1721
-  _globals['_VERIFYAUDITLOGRESPONSE']._serialized_start=1723
-  _globals['_VERIFYAUDITLOGRESPONSE']._serialized_end=1806
-  _globals['_EXPORTAUDITLOGREQUEST']._serialized_start=1809
-  _globals['_EXPORTAUDITLOGREQUEST']._serialized_end=1971
-  _globals['_EXPORTAUDITLOGRESPONSE']._serialized_start=1973
-  _globals['_EXPORTAUDITLOGRESPONSE']._serialized_end=2090
-  _globals['_REFUNDOPSSERVICE']._serialized_start=2093
-  _globals['_REFUNDOPSSERVICE']._serialized_end=2918
+  _globals['_REFUNDQUEUEITEM']._serialized_end=334
+  _globals['_OPERATORACTION']._serialized_start=336
+  _globals['_OPERATORACTION']._serialized_end=452
+  _globals['_LISTREFUNDQUEUEREQUEST']._serialized_start=454
+  _globals['_LISTREFUNDQUEUEREQUEST']._serialized_end=570
+  _globals['_LISTREFUNDQUEUERESPONSE']._serialized_start=572
+  _globals['_LISTREFUNDQUEUERESPONSE']._serialized_end=693
+  _globals['_REFUNDOPSSERVICEGETREFUNDREQUEST']._serialized_start=695
+  _globals['_REFUNDOPSSERVICEGETREFUNDREQUEST']._serialized_end=748
+  _globals['_REFUNDOPSSERVICEGETREFUNDRESPONSE']._serialized_start=751
+  _globals['_REFUNDOPSSERVICEGETREFUNDRESPONSE']._serialized_end=1117
+  _globals['_APPROVEREFUNDREQUEST']._serialized_start=1119
+  _globals['_APPROVEREFUNDREQUEST']._serialized_end=1194
+  _globals['_APPROVEREFUNDRESPONSE']._serialized_start=1196
+  _globals['_APPROVEREFUNDRESPONSE']._serialized_end=1261
+  _globals['_REJECTREFUNDREQUEST']._serialized_start=1264
+  _globals['_REJECTREFUNDREQUEST']._serialized_end=1397
+  _globals['_REJECTREFUNDRESPONSE']._serialized_start=1399
+  _globals['_REJECTREFUNDRESPONSE']._serialized_end=1463
+  _globals['_RETRYPAYOUTREQUEST']._serialized_start=1465
+  _globals['_RETRYPAYOUTREQUEST']._serialized_end=1538
+  _globals['_RETRYPAYOUTRESPONSE']._serialized_start=1540
+  _globals['_RETRYPAYOUTRESPONSE']._serialized_end=1603
+  _globals['_REROUTEREFUNDREQUEST']._serialized_start=1605
+  _globals['_REROUTEREFUNDREQUEST']._serialized_end=1703
+  _globals['_REROUTEREFUNDRESPONSE']._serialized_start=1705
+  _globals['_REROUTEREFUNDRESPONSE']._serialized_end=1770
+  _globals['_VERIFYAUDITLOGREQUEST']._serialized_start=1772
+  _globals['_VERIFYAUDITLOGREQUEST']._serialized_end=1795
+  _globals['_VERIFYAUDITLOGRESPONSE']._serialized_start=1797
+  _globals['_VERIFYAUDITLOGRESPONSE']._serialized_end=1880
+  _globals['_EXPORTAUDITLOGREQUEST']._serialized_start=1883
+  _globals['_EXPORTAUDITLOGREQUEST']._serialized_end=2045
+  _globals['_EXPORTAUDITLOGRESPONSE']._serialized_start=2047
+  _globals['_EXPORTAUDITLOGRESPONSE']._serialized_end=2164
+  _globals['_REFUNDOPSSERVICE']._serialized_start=2167
+  _globals['_REFUNDOPSSERVICE']._serialized_end=2992
 # @@protoc_insertion_point(module_scope)

@@ -31,8 +31,13 @@ class RefundQueueItem(_message.Message):
     REFUND_FIELD_NUMBER: _builtins.int
     ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     SLA_DEADLINE_FIELD_NUMBER: _builtins.int
+    OVERDUE_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     """The requesting account."""
+    overdue: _builtins.bool
+    """True once sla_deadline has passed; such refunds are also counted in the metric
+    `refund_overdue_refunds`.
+    """
     @_builtins.property
     def refund(self) -> _types_pb2.Refund:
         """The refund."""
@@ -49,10 +54,11 @@ class RefundQueueItem(_message.Message):
         refund: _types_pb2.Refund | None = ...,
         account_id: _builtins.str = ...,
         sla_deadline: _timestamp_pb2.Timestamp | None = ...,
+        overdue: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["refund", b"refund", "sla_deadline", b"sla_deadline"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "refund", b"refund", "sla_deadline", b"sla_deadline"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "overdue", b"overdue", "refund", b"refund", "sla_deadline", b"sla_deadline"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -190,6 +196,7 @@ class RefundOpsServiceGetRefundResponse(_message.Message):
     PAYOUT_ATTEMPTS_FIELD_NUMBER: _builtins.int
     OPERATOR_ACTIONS_FIELD_NUMBER: _builtins.int
     SLA_DEADLINE_FIELD_NUMBER: _builtins.int
+    TRANSITIONS_FIELD_NUMBER: _builtins.int
     account_id: _builtins.str
     """The requesting account."""
     @_builtins.property
@@ -212,6 +219,10 @@ class RefundOpsServiceGetRefundResponse(_message.Message):
     def sla_deadline(self) -> _timestamp_pb2.Timestamp:
         """When an operator must act by; unset when nothing waits for an operator."""
 
+    @_builtins.property
+    def transitions(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.RefundTransition]:
+        """Every state change with its time and actor, oldest first."""
+
     def __init__(
         self,
         *,
@@ -221,10 +232,11 @@ class RefundOpsServiceGetRefundResponse(_message.Message):
         payout_attempts: _abc.Iterable[_types_pb2.PayoutAttempt] | None = ...,
         operator_actions: _abc.Iterable[Global___OperatorAction] | None = ...,
         sla_deadline: _timestamp_pb2.Timestamp | None = ...,
+        transitions: _abc.Iterable[_types_pb2.RefundTransition] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["payment", b"payment", "refund", b"refund", "sla_deadline", b"sla_deadline"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "operator_actions", b"operator_actions", "payment", b"payment", "payout_attempts", b"payout_attempts", "refund", b"refund", "sla_deadline", b"sla_deadline"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "operator_actions", b"operator_actions", "payment", b"payment", "payout_attempts", b"payout_attempts", "refund", b"refund", "sla_deadline", b"sla_deadline", "transitions", b"transitions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

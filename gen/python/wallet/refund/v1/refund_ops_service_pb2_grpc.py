@@ -134,7 +134,7 @@ class RefundOpsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RejectRefund(self, request, context):
-        """Rejects a REQUESTED refund with a reason the user sees.
+        """Rejects a REQUESTED refund with a reason the user sees; its amount is refundable again.
         Errors: NOT_FOUND / REFUND_NOT_FOUND, FAILED_PRECONDITION / REFUND_STATE_INVALID,
         INVALID_ARGUMENT / REASON_REQUIRED.
         """
@@ -143,8 +143,9 @@ class RefundOpsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RetryPayout(self, request, context):
-        """Retries the payout of a FAILED refund to the same instrument. Fails
-        REFUND_EXCEEDS_CAPTURED when refunds requested since the failure used up the payment.
+        """Retries the payout of a FAILED refund to the same instrument (a decline, gateway errors,
+        a late reversal). Fails REFUND_EXCEEDS_CAPTURED when refunds requested since the failure
+        used up the payment.
         Errors: NOT_FOUND / REFUND_NOT_FOUND, FAILED_PRECONDITION / REFUND_STATE_INVALID,
         FAILED_PRECONDITION / INSTRUMENT_UNAVAILABLE (use RerouteRefund),
         FAILED_PRECONDITION / REFUND_EXCEEDS_CAPTURED.
@@ -155,7 +156,8 @@ class RefundOpsServiceServicer:
 
     def RerouteRefund(self, request, context):
         """Sends a refund that FAILED with SOURCE_INSTRUMENT_UNAVAILABLE to another of the
-        account's instruments, and starts its payout.
+        account's instruments, and starts its payout. Any other refund is REFUND_STATE_INVALID,
+        checked before binding is asked about the instrument.
         Errors: NOT_FOUND / REFUND_NOT_FOUND, FAILED_PRECONDITION / REFUND_STATE_INVALID,
         NOT_FOUND / INSTRUMENT_NOT_FOUND (unknown, or another account's),
         FAILED_PRECONDITION / INSTRUMENT_UNAVAILABLE, FAILED_PRECONDITION /

@@ -61,20 +61,22 @@ class RefundOpsServiceStub:
     Errors: NOT_FOUND / REFUND_NOT_FOUND, FAILED_PRECONDITION / REFUND_STATE_INVALID.
     """
     RejectRefund: _grpc.UnaryUnaryMultiCallable[_refund_ops_service_pb2.RejectRefundRequest, _refund_ops_service_pb2.RejectRefundResponse]
-    """Rejects a REQUESTED refund with a reason the user sees.
+    """Rejects a REQUESTED refund with a reason the user sees; its amount is refundable again.
     Errors: NOT_FOUND / REFUND_NOT_FOUND, FAILED_PRECONDITION / REFUND_STATE_INVALID,
     INVALID_ARGUMENT / REASON_REQUIRED.
     """
     RetryPayout: _grpc.UnaryUnaryMultiCallable[_refund_ops_service_pb2.RetryPayoutRequest, _refund_ops_service_pb2.RetryPayoutResponse]
-    """Retries the payout of a FAILED refund to the same instrument. Fails
-    REFUND_EXCEEDS_CAPTURED when refunds requested since the failure used up the payment.
+    """Retries the payout of a FAILED refund to the same instrument (a decline, gateway errors,
+    a late reversal). Fails REFUND_EXCEEDS_CAPTURED when refunds requested since the failure
+    used up the payment.
     Errors: NOT_FOUND / REFUND_NOT_FOUND, FAILED_PRECONDITION / REFUND_STATE_INVALID,
     FAILED_PRECONDITION / INSTRUMENT_UNAVAILABLE (use RerouteRefund),
     FAILED_PRECONDITION / REFUND_EXCEEDS_CAPTURED.
     """
     RerouteRefund: _grpc.UnaryUnaryMultiCallable[_refund_ops_service_pb2.RerouteRefundRequest, _refund_ops_service_pb2.RerouteRefundResponse]
     """Sends a refund that FAILED with SOURCE_INSTRUMENT_UNAVAILABLE to another of the
-    account's instruments, and starts its payout.
+    account's instruments, and starts its payout. Any other refund is REFUND_STATE_INVALID,
+    checked before binding is asked about the instrument.
     Errors: NOT_FOUND / REFUND_NOT_FOUND, FAILED_PRECONDITION / REFUND_STATE_INVALID,
     NOT_FOUND / INSTRUMENT_NOT_FOUND (unknown, or another account's),
     FAILED_PRECONDITION / INSTRUMENT_UNAVAILABLE, FAILED_PRECONDITION /
@@ -122,20 +124,22 @@ class RefundOpsServiceAsyncStub(RefundOpsServiceStub):
     Errors: NOT_FOUND / REFUND_NOT_FOUND, FAILED_PRECONDITION / REFUND_STATE_INVALID.
     """
     RejectRefund: _aio.UnaryUnaryMultiCallable[_refund_ops_service_pb2.RejectRefundRequest, _refund_ops_service_pb2.RejectRefundResponse]  # type: ignore[assignment]
-    """Rejects a REQUESTED refund with a reason the user sees.
+    """Rejects a REQUESTED refund with a reason the user sees; its amount is refundable again.
     Errors: NOT_FOUND / REFUND_NOT_FOUND, FAILED_PRECONDITION / REFUND_STATE_INVALID,
     INVALID_ARGUMENT / REASON_REQUIRED.
     """
     RetryPayout: _aio.UnaryUnaryMultiCallable[_refund_ops_service_pb2.RetryPayoutRequest, _refund_ops_service_pb2.RetryPayoutResponse]  # type: ignore[assignment]
-    """Retries the payout of a FAILED refund to the same instrument. Fails
-    REFUND_EXCEEDS_CAPTURED when refunds requested since the failure used up the payment.
+    """Retries the payout of a FAILED refund to the same instrument (a decline, gateway errors,
+    a late reversal). Fails REFUND_EXCEEDS_CAPTURED when refunds requested since the failure
+    used up the payment.
     Errors: NOT_FOUND / REFUND_NOT_FOUND, FAILED_PRECONDITION / REFUND_STATE_INVALID,
     FAILED_PRECONDITION / INSTRUMENT_UNAVAILABLE (use RerouteRefund),
     FAILED_PRECONDITION / REFUND_EXCEEDS_CAPTURED.
     """
     RerouteRefund: _aio.UnaryUnaryMultiCallable[_refund_ops_service_pb2.RerouteRefundRequest, _refund_ops_service_pb2.RerouteRefundResponse]  # type: ignore[assignment]
     """Sends a refund that FAILED with SOURCE_INSTRUMENT_UNAVAILABLE to another of the
-    account's instruments, and starts its payout.
+    account's instruments, and starts its payout. Any other refund is REFUND_STATE_INVALID,
+    checked before binding is asked about the instrument.
     Errors: NOT_FOUND / REFUND_NOT_FOUND, FAILED_PRECONDITION / REFUND_STATE_INVALID,
     NOT_FOUND / INSTRUMENT_NOT_FOUND (unknown, or another account's),
     FAILED_PRECONDITION / INSTRUMENT_UNAVAILABLE, FAILED_PRECONDITION /
@@ -204,7 +208,7 @@ class RefundOpsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _refund_ops_service_pb2.RejectRefundRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_refund_ops_service_pb2.RejectRefundResponse, _abc.Awaitable[_refund_ops_service_pb2.RejectRefundResponse]]:
-        """Rejects a REQUESTED refund with a reason the user sees.
+        """Rejects a REQUESTED refund with a reason the user sees; its amount is refundable again.
         Errors: NOT_FOUND / REFUND_NOT_FOUND, FAILED_PRECONDITION / REFUND_STATE_INVALID,
         INVALID_ARGUMENT / REASON_REQUIRED.
         """
@@ -215,8 +219,9 @@ class RefundOpsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _refund_ops_service_pb2.RetryPayoutRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_refund_ops_service_pb2.RetryPayoutResponse, _abc.Awaitable[_refund_ops_service_pb2.RetryPayoutResponse]]:
-        """Retries the payout of a FAILED refund to the same instrument. Fails
-        REFUND_EXCEEDS_CAPTURED when refunds requested since the failure used up the payment.
+        """Retries the payout of a FAILED refund to the same instrument (a decline, gateway errors,
+        a late reversal). Fails REFUND_EXCEEDS_CAPTURED when refunds requested since the failure
+        used up the payment.
         Errors: NOT_FOUND / REFUND_NOT_FOUND, FAILED_PRECONDITION / REFUND_STATE_INVALID,
         FAILED_PRECONDITION / INSTRUMENT_UNAVAILABLE (use RerouteRefund),
         FAILED_PRECONDITION / REFUND_EXCEEDS_CAPTURED.
@@ -229,7 +234,8 @@ class RefundOpsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_refund_ops_service_pb2.RerouteRefundResponse, _abc.Awaitable[_refund_ops_service_pb2.RerouteRefundResponse]]:
         """Sends a refund that FAILED with SOURCE_INSTRUMENT_UNAVAILABLE to another of the
-        account's instruments, and starts its payout.
+        account's instruments, and starts its payout. Any other refund is REFUND_STATE_INVALID,
+        checked before binding is asked about the instrument.
         Errors: NOT_FOUND / REFUND_NOT_FOUND, FAILED_PRECONDITION / REFUND_STATE_INVALID,
         NOT_FOUND / INSTRUMENT_NOT_FOUND (unknown, or another account's),
         FAILED_PRECONDITION / INSTRUMENT_UNAVAILABLE, FAILED_PRECONDITION /

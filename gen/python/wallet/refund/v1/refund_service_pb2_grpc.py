@@ -100,7 +100,14 @@ class RefundServiceServicer:
         FAILED_PRECONDITION / REFUND_EXCEEDS_CAPTURED, FAILED_PRECONDITION / STEP_UP_REQUIRED
         (ErrorInfo metadata names the purpose), PERMISSION_DENIED with GRANT_INVALID,
         GRANT_EXPIRED or GRANT_ALREADY_USED, INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED,
-        RESOURCE_EXHAUSTED / RATE_LIMITED.
+        RESOURCE_EXHAUSTED / RATE_LIMITED (100 requests an hour per account, refused ones
+        included).
+
+        When a request breaks several rules, the first in this order is the answer: the payment
+        (PAYMENT_NOT_FOUND), the currency (CURRENCY_MISMATCH), the 365 days (PAYMENT_TOO_OLD),
+        the amount left (REFUND_EXCEEDS_CAPTURED), then the step-up (STEP_UP_REQUIRED or the
+        grant's refusal). A grant is spent only by the refund it allowed: a refused request
+        leaves it usable, and below the threshold it is ignored and not spent.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -59,7 +59,14 @@ class RefundServiceStub:
     FAILED_PRECONDITION / REFUND_EXCEEDS_CAPTURED, FAILED_PRECONDITION / STEP_UP_REQUIRED
     (ErrorInfo metadata names the purpose), PERMISSION_DENIED with GRANT_INVALID,
     GRANT_EXPIRED or GRANT_ALREADY_USED, INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED,
-    RESOURCE_EXHAUSTED / RATE_LIMITED.
+    RESOURCE_EXHAUSTED / RATE_LIMITED (100 requests an hour per account, refused ones
+    included).
+
+    When a request breaks several rules, the first in this order is the answer: the payment
+    (PAYMENT_NOT_FOUND), the currency (CURRENCY_MISMATCH), the 365 days (PAYMENT_TOO_OLD),
+    the amount left (REFUND_EXCEEDS_CAPTURED), then the step-up (STEP_UP_REQUIRED or the
+    grant's refusal). A grant is spent only by the refund it allowed: a refused request
+    leaves it usable, and below the threshold it is ignored and not spent.
     """
     GetRefund: _grpc.UnaryUnaryMultiCallable[_refund_service_pb2.GetRefundRequest, _refund_service_pb2.GetRefundResponse]
     """Returns one of the caller's refunds.
@@ -105,7 +112,14 @@ class RefundServiceAsyncStub(RefundServiceStub):
     FAILED_PRECONDITION / REFUND_EXCEEDS_CAPTURED, FAILED_PRECONDITION / STEP_UP_REQUIRED
     (ErrorInfo metadata names the purpose), PERMISSION_DENIED with GRANT_INVALID,
     GRANT_EXPIRED or GRANT_ALREADY_USED, INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED,
-    RESOURCE_EXHAUSTED / RATE_LIMITED.
+    RESOURCE_EXHAUSTED / RATE_LIMITED (100 requests an hour per account, refused ones
+    included).
+
+    When a request breaks several rules, the first in this order is the answer: the payment
+    (PAYMENT_NOT_FOUND), the currency (CURRENCY_MISMATCH), the 365 days (PAYMENT_TOO_OLD),
+    the amount left (REFUND_EXCEEDS_CAPTURED), then the step-up (STEP_UP_REQUIRED or the
+    grant's refusal). A grant is spent only by the refund it allowed: a refused request
+    leaves it usable, and below the threshold it is ignored and not spent.
     """
     GetRefund: _aio.UnaryUnaryMultiCallable[_refund_service_pb2.GetRefundRequest, _refund_service_pb2.GetRefundResponse]  # type: ignore[assignment]
     """Returns one of the caller's refunds.
@@ -154,7 +168,14 @@ class RefundServiceServicer(metaclass=_abc_1.ABCMeta):
         FAILED_PRECONDITION / REFUND_EXCEEDS_CAPTURED, FAILED_PRECONDITION / STEP_UP_REQUIRED
         (ErrorInfo metadata names the purpose), PERMISSION_DENIED with GRANT_INVALID,
         GRANT_EXPIRED or GRANT_ALREADY_USED, INVALID_ARGUMENT / IDEMPOTENCY_KEY_REUSED,
-        RESOURCE_EXHAUSTED / RATE_LIMITED.
+        RESOURCE_EXHAUSTED / RATE_LIMITED (100 requests an hour per account, refused ones
+        included).
+
+        When a request breaks several rules, the first in this order is the answer: the payment
+        (PAYMENT_NOT_FOUND), the currency (CURRENCY_MISMATCH), the 365 days (PAYMENT_TOO_OLD),
+        the amount left (REFUND_EXCEEDS_CAPTURED), then the step-up (STEP_UP_REQUIRED or the
+        grant's refusal). A grant is spent only by the refund it allowed: a refused request
+        leaves it usable, and below the threshold it is ignored and not spent.
         """
 
     @_abc_1.abstractmethod

@@ -40,7 +40,7 @@ class _RefundStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RefundSta
     REFUND_STATE_PROCESSING: _RefundState.ValueType  # 4
     """The payout to the instrument is under way."""
     REFUND_STATE_SUCCEEDED: _RefundState.ValueType  # 5
-    """The money was returned; final."""
+    """The money was returned; final unless the gateway reports a reversal later."""
     REFUND_STATE_FAILED: _RefundState.ValueType  # 6
     """The payout failed (see failure_reason); an operator retries or re-routes it. The amount
     no longer counts against the payment unless it is retried.
@@ -49,7 +49,9 @@ class _RefundStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RefundSta
 class RefundState(_RefundState, metaclass=_RefundStateEnumTypeWrapper):
     """Where a refund stands. REQUESTED goes to APPROVED or REJECTED; APPROVED goes to
     PROCESSING, then SUCCEEDED or FAILED; an operator may send a FAILED refund back to
-    PROCESSING (RetryPayout, RerouteRefund).
+    PROCESSING (RetryPayout, RerouteRefund). A SUCCEEDED refund goes to FAILED only when the
+    payout gateway later reports the payout reversed (failure_reason says why); its amount is
+    then refundable again.
     """
 
 REFUND_STATE_UNSPECIFIED: RefundState.ValueType  # 0
@@ -65,7 +67,7 @@ REFUND_STATE_REJECTED: RefundState.ValueType  # 3
 REFUND_STATE_PROCESSING: RefundState.ValueType  # 4
 """The payout to the instrument is under way."""
 REFUND_STATE_SUCCEEDED: RefundState.ValueType  # 5
-"""The money was returned; final."""
+"""The money was returned; final unless the gateway reports a reversal later."""
 REFUND_STATE_FAILED: RefundState.ValueType  # 6
 """The payout failed (see failure_reason); an operator retries or re-routes it. The amount
 no longer counts against the payment unless it is retried.
@@ -192,8 +194,10 @@ class _PayoutAttemptStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Pa
     """Not set; never returned."""
     PAYOUT_ATTEMPT_STATE_PENDING: _PayoutAttemptState.ValueType  # 1
     """Recorded and sent (or about to be) to the gateway under the attempt's idempotency key;
-    the outcome is not known yet. After a crash the attempt is resolved by asking the gateway
-    with the same key, never by sending again.
+    the outcome is not known yet. After a crash or a timeout the attempt is resolved by
+    asking the gateway with the same key; one the gateway never received is sent again under
+    that same key, which the gateway honours, so it can pay at most once. No new attempt
+    starts while one is PENDING.
     """
     PAYOUT_ATTEMPT_STATE_SUCCEEDED: _PayoutAttemptState.ValueType  # 2
     """The gateway confirmed the payout."""
@@ -207,8 +211,10 @@ PAYOUT_ATTEMPT_STATE_UNSPECIFIED: PayoutAttemptState.ValueType  # 0
 """Not set; never returned."""
 PAYOUT_ATTEMPT_STATE_PENDING: PayoutAttemptState.ValueType  # 1
 """Recorded and sent (or about to be) to the gateway under the attempt's idempotency key;
-the outcome is not known yet. After a crash the attempt is resolved by asking the gateway
-with the same key, never by sending again.
+the outcome is not known yet. After a crash or a timeout the attempt is resolved by
+asking the gateway with the same key; one the gateway never received is sent again under
+that same key, which the gateway honours, so it can pay at most once. No new attempt
+starts while one is PENDING.
 """
 PAYOUT_ATTEMPT_STATE_SUCCEEDED: PayoutAttemptState.ValueType  # 2
 """The gateway confirmed the payout."""
@@ -265,6 +271,8 @@ class Refund(_message.Message):
     REQUESTED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     EXPECTED_COMPLETION_FIELD_NUMBER: _builtins.int
+    REVIEW_DEADLINE_FIELD_NUMBER: _builtins.int
+    OVERDUE_FIELD_NUMBER: _builtins.int
     refund_id: _builtins.str
     """The refund id."""
     payment_id: _builtins.str
@@ -281,6 +289,10 @@ class Refund(_message.Message):
     """Why it was rejected; UNSPECIFIED unless REJECTED."""
     instrument_id: _builtins.str
     """The instrument the money goes to: the payment's source, unless an operator re-routed it."""
+    overdue: _builtins.bool
+    """True once review_deadline has passed with nothing done: the refund is late, and the
+    user may escalate.
+    """
     @_builtins.property
     def amount(self) -> _money_pb2.Money:
         """The amount to return, in the payment's currency."""
@@ -301,6 +313,12 @@ class Refund(_message.Message):
     def expected_completion(self) -> _timestamp_pb2.Timestamp:
         """When the money is expected back (an estimate); unset once the refund is final."""
 
+    @_builtins.property
+    def review_deadline(self) -> _timestamp_pb2.Timestamp:
+        """When an operator must have acted by (the configured service level, in working days,
+        after the request or the failure); unset while nothing waits for an operator.
+        """
+
     def __init__(
         self,
         *,
@@ -317,14 +335,54 @@ class Refund(_message.Message):
         requested_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         expected_completion: _timestamp_pb2.Timestamp | None = ...,
+        review_deadline: _timestamp_pb2.Timestamp | None = ...,
+        overdue: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "evidence", b"evidence", "expected_completion", b"expected_completion", "requested_at", b"requested_at", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "evidence", b"evidence", "expected_completion", b"expected_completion", "requested_at", b"requested_at", "review_deadline", b"review_deadline", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "evidence", b"evidence", "expected_completion", b"expected_completion", "failure_reason", b"failure_reason", "instrument_id", b"instrument_id", "payment_id", b"payment_id", "reason", b"reason", "reason_detail", b"reason_detail", "refund_id", b"refund_id", "reject_reason", b"reject_reason", "requested_at", b"requested_at", "state", b"state", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "evidence", b"evidence", "expected_completion", b"expected_completion", "failure_reason", b"failure_reason", "instrument_id", b"instrument_id", "overdue", b"overdue", "payment_id", b"payment_id", "reason", b"reason", "reason_detail", b"reason_detail", "refund_id", b"refund_id", "reject_reason", b"reject_reason", "requested_at", b"requested_at", "review_deadline", b"review_deadline", "state", b"state", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Refund: _TypeAlias = Refund  # noqa: Y015
+
+@_typing.final
+class RefundTransition(_message.Message):
+    """One change of a refund's state, as operators read its history."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FROM_STATE_FIELD_NUMBER: _builtins.int
+    TO_STATE_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    from_state: Global___RefundState.ValueType
+    """The state before; UNSPECIFIED for the request that created the refund."""
+    to_state: Global___RefundState.ValueType
+    """The state after."""
+    actor: _builtins.str
+    """Who: "account:<id>" (the requester), "operator:<id>", "system" (the payout worker) or
+    "system:auto-approval" (the configured automatic approval).
+    """
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """When."""
+
+    def __init__(
+        self,
+        *,
+        from_state: Global___RefundState.ValueType = ...,
+        to_state: Global___RefundState.ValueType = ...,
+        actor: _builtins.str = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "from_state", b"from_state", "occurred_at", b"occurred_at", "to_state", b"to_state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefundTransition: _TypeAlias = RefundTransition  # noqa: Y015
 
 @_typing.final
 class Payment(_message.Message):
@@ -408,7 +466,9 @@ class PayoutAttempt(_message.Message):
     failure_reason: Global___RefundFailureReason.ValueType
     """Why it failed, when it did."""
     gateway_failure_code: _builtins.str
-    """The gateway's own failure code, for operators; empty unless FAILED."""
+    """The gateway's own failure code, for operators; empty unless FAILED, or the reversal code
+    of a SUCCEEDED attempt the gateway reversed later.
+    """
     @_builtins.property
     def amount(self) -> _money_pb2.Money:
         """The amount paid out."""
