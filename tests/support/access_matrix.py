@@ -145,8 +145,8 @@ class Credential:
     refused_with: frozenset[grpc.StatusCode] = REFUSALS
 
 
-# Every service a token could name: the four services and a stranger.
-SERVICES: Final = ("auth", "kyc", "binding", "refund", "mallory")
+# Every service a token could name: the four services, payments and a stranger.
+SERVICES: Final = ("auth", "kyc", "binding", "refund", "payments", "mallory")
 
 
 def _b64(value: object) -> str:

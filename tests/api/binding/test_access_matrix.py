@@ -1,19 +1,15 @@
-"""Every RPC of binding's served ports refuses every credential it must not accept (no token,
-garbage, expired, another key's, `alg: none`, a user's on the internal port, any operator, a
-service that is not refund) with UNAUTHENTICATED or PERMISSION_DENIED and no reply, while the
-admitted caller gets past (the matrix printed). UnbindCard takes only auth's grant for that
-account, that purpose and that card: forged, unsigned, expired and misdirected grants are
-refused and leave the card bound. The admin port is not served yet: when it is, it joins the
-list of ports below with its roles."""
+"""Every RPC of binding's three ports refuses every credential it must not accept (no token,
+garbage, expired, another key's, `alg: none`, a user's on the admin and internal ports, an
+operator of the wrong role, a service that is not refund) with UNAUTHENTICATED or
+PERMISSION_DENIED and no reply, while the admitted caller gets past (the matrix printed).
+UnbindCard takes only auth's grant for that account, that purpose and that card: forged,
+unsigned, expired and misdirected grants are refused and leave the card bound."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
 
 import grpc
-import grpc.aio
-import pytest
 
 from tests.api.auth.recovery_helpers import refused
 from tests.api.binding.conftest import BindingTestApp
@@ -29,50 +25,52 @@ from tests.support.access_matrix import (
     summary,
     without_signature,
 )
+from tests.support.channels import port_channels
+from wallet.binding.v1 import binding_admin_service_pb2 as admin_pb
 from wallet.binding.v1 import binding_query_service_pb2 as query_pb
 from wallet.binding.v1 import binding_service_pb2 as pb
 from wallet.binding.v1 import types_pb2
+from walletcore.identity import OperatorRole
 from walletcore.tokens import TokenIssuer, TokenKind
 
 GRANT_LIFETIME = TokenKind.STEP_UP_GRANT.max_lifetime
 
 
-@pytest.fixture
-async def channels(binding_app: BindingTestApp) -> AsyncIterator[dict[str, grpc.aio.Channel]]:
-    opened = {
-        kind: grpc.aio.insecure_channel(f"127.0.0.1:{binding_app.ports[kind]}")
-        for kind in ("public", "internal")
-    }
-    yield opened
-    for channel in opened.values():
-        await channel.close()
-
-
 async def test_every_rpc_refuses_every_credential_it_must_not_accept(
-    binding_app: BindingTestApp, channels: dict[str, grpc.aio.Channel]
+    binding_app: BindingTestApp,
 ) -> None:
     holder = await binding_app.new_holder()
-    ports = [
-        MatrixPort(
-            "public",
-            channels["public"],
-            pb.DESCRIPTOR.services_by_name["BindingService"],
-            Caller.USER,
-            "binding",
-            holder.metadata,
-        ),
-        MatrixPort(
-            "internal",
-            channels["internal"],
-            query_pb.DESCRIPTOR.services_by_name["BindingQueryService"],
-            Caller.SERVICE,
-            "binding",
-            holder.metadata,
-            default=frozenset({"refund"}),
-        ),
-    ]
+    async with port_channels(binding_app.ports) as channels:
+        ports = [
+            MatrixPort(
+                "public",
+                channels["public"],
+                pb.DESCRIPTOR.services_by_name["BindingService"],
+                Caller.USER,
+                "binding",
+                holder.metadata,
+            ),
+            MatrixPort(
+                "admin",
+                channels["admin"],
+                admin_pb.DESCRIPTOR.services_by_name["BindingAdminService"],
+                Caller.OPERATOR,
+                "binding",
+                holder.metadata,
+                default=frozenset({OperatorRole.SECURITY_OFFICER.value}),
+            ),
+            MatrixPort(
+                "internal",
+                channels["internal"],
+                query_pb.DESCRIPTOR.services_by_name["BindingQueryService"],
+                Caller.SERVICE,
+                "binding",
+                holder.metadata,
+                default=frozenset({"refund"}),
+            ),
+        ]
 
-    counts = await run_matrix(ports, Issuers(binding_app.auth.settings.issuer))
+        counts = await run_matrix(ports, Issuers(binding_app.auth.settings.issuer))
 
     print(summary("binding", counts))
     assert counts["no token"] == sum(len(port.service.methods) for port in ports)

@@ -1,22 +1,22 @@
-"""Whatever a holder's app or refund sends to any RPC of binding's served ports, the answer is
-a client error or a success, never INTERNAL or UNKNOWN and never a message naming the server's
-insides; binding still serves afterwards (SPEC 7). The requests are drawn from the descriptors
-(tests/support/fuzz.py), so an RPC added later is covered too. The admin port is not served
-yet: when it is, its BindingAdminService joins the list of ports below."""
+"""Whatever a holder's app, a security officer's tool or refund sends to any RPC of binding's
+three ports, the answer is a client error or a success, never INTERNAL or UNKNOWN and never a
+message naming the server's insides; binding still serves afterwards (SPEC 7). The requests are
+drawn from the descriptors (tests/support/fuzz.py), so an RPC added later is covered too."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
-import grpc.aio
 import pytest
 from google.protobuf.message import Message
 from hypothesis import strategies as st
 
-from tests.api.auth.harness import request_id
+from tests.api.auth.harness import operator_metadata, request_id
 from tests.api.binding.conftest import REFUND, BindingTestApp
 from tests.api.binding.test_binding_api import OTHER_CARD, UNBIND, bind, bind_request
+from tests.support.channels import port_channels
 from tests.support.fuzz import Port, hammer
+from wallet.binding.v1 import binding_admin_service_pb2 as admin_pb
 from wallet.binding.v1 import binding_query_service_pb2 as query_pb
 from wallet.binding.v1 import binding_service_pb2 as pb
 from wallet.common.v1 import contact_pb2
@@ -29,19 +29,8 @@ PER_RPC = 12
 RAW_PER_RPC = 4
 
 
-@pytest.fixture
-async def channels(binding_app: BindingTestApp) -> AsyncIterator[dict[str, grpc.aio.Channel]]:
-    opened = {
-        kind: grpc.aio.insecure_channel(f"127.0.0.1:{binding_app.ports[kind]}")
-        for kind in ("public", "internal")
-    }
-    yield opened
-    for channel in opened.values():
-        await channel.close()
-
-
 async def test_no_generated_request_to_any_rpc_is_a_server_error(
-    binding_app: BindingTestApp, channels: dict[str, grpc.aio.Channel]
+    binding_app: BindingTestApp,
 ) -> None:
     holder = await binding_app.new_holder()
     card = await bind(binding_app, holder)
@@ -82,26 +71,34 @@ async def test_no_generated_request_to_any_rpc_is_a_server_error(
             request_id=request_id(), refund_id=request_id()
         ),
     }
-    ports = [
-        Port(
-            "public",
-            channels["public"],
-            pb.DESCRIPTOR.services_by_name["BindingService"],
-            holder.metadata,
-            known=known,
-            well_formed=well_formed,
-        ),
-        Port(
-            "internal",
-            channels["internal"],
-            query_pb.DESCRIPTOR.services_by_name["BindingQueryService"],
-            REFUND,
-            known=known,
-            well_formed=well_formed,
-        ),
-    ]
+    async with port_channels(binding_app.ports) as channels:
+        ports = [
+            Port(
+                "public",
+                channels["public"],
+                pb.DESCRIPTOR.services_by_name["BindingService"],
+                holder.metadata,
+                known=known,
+                well_formed=well_formed,
+            ),
+            Port(
+                "admin",
+                channels["admin"],
+                admin_pb.DESCRIPTOR.services_by_name["BindingAdminService"],
+                operator_metadata(operator_id="officer-fuzz"),
+                known=known,
+            ),
+            Port(
+                "internal",
+                channels["internal"],
+                query_pb.DESCRIPTOR.services_by_name["BindingQueryService"],
+                REFUND,
+                known=known,
+                well_formed=well_formed,
+            ),
+        ]
 
-    sent = await hammer(ports, per_rpc=PER_RPC, raw_per_rpc=RAW_PER_RPC)
+        sent = await hammer(ports, per_rpc=PER_RPC, raw_per_rpc=RAW_PER_RPC)
 
     print(f"binding: generated requests per port {sent}")
     # A valid call after all of it is answered as before.

@@ -5,15 +5,12 @@ PERMISSION_DENIED and no reply, while the admitted caller gets past (the matrix 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import grpc
-import grpc.aio
-import pytest
 
 from tests.api.auth.recovery_helpers import refused
 from tests.api.kyc.harness import KycTestApp
 from tests.support.access_matrix import Caller, Issuers, MatrixPort, run_matrix, summary
+from tests.support.channels import port_channels
 from wallet.kyc.v1 import kyc_review_service_pb2, kyc_service_pb2, kyc_status_service_pb2
 from walletcore.identity import OperatorRole
 
@@ -21,52 +18,40 @@ REVIEWERS = frozenset({OperatorRole.KYC_REVIEWER.value})
 OFFICERS = frozenset({OperatorRole.SECURITY_OFFICER.value})
 
 
-@pytest.fixture
-async def channels(kyc_app: KycTestApp) -> AsyncIterator[dict[str, grpc.aio.Channel]]:
-    opened = {
-        kind: grpc.aio.insecure_channel(f"127.0.0.1:{kyc_app.ports[kind]}")
-        for kind in ("public", "admin", "internal")
-    }
-    yield opened
-    for channel in opened.values():
-        await channel.close()
-
-
-async def test_every_rpc_refuses_every_credential_it_must_not_accept(
-    kyc_app: KycTestApp, channels: dict[str, grpc.aio.Channel]
-) -> None:
+async def test_every_rpc_refuses_every_credential_it_must_not_accept(kyc_app: KycTestApp) -> None:
     user = await kyc_app.auth.register()
-    ports = [
-        MatrixPort(
-            "public",
-            channels["public"],
-            kyc_service_pb2.DESCRIPTOR.services_by_name["KycService"],
-            Caller.USER,
-            "kyc",
-            user.metadata,
-        ),
-        MatrixPort(
-            "admin",
-            channels["admin"],
-            kyc_review_service_pb2.DESCRIPTOR.services_by_name["KycReviewService"],
-            Caller.OPERATOR,
-            "kyc",
-            user.metadata,
-            default=REVIEWERS,
-            per_rpc={"VerifyAuditLog": OFFICERS, "ExportAuditLog": OFFICERS},
-        ),
-        MatrixPort(
-            "internal",
-            channels["internal"],
-            kyc_status_service_pb2.DESCRIPTOR.services_by_name["KycStatusService"],
-            Caller.SERVICE,
-            "kyc",
-            user.metadata,
-            default=frozenset({"binding"}),
-        ),
-    ]
+    async with port_channels(kyc_app.ports) as channels:
+        ports = [
+            MatrixPort(
+                "public",
+                channels["public"],
+                kyc_service_pb2.DESCRIPTOR.services_by_name["KycService"],
+                Caller.USER,
+                "kyc",
+                user.metadata,
+            ),
+            MatrixPort(
+                "admin",
+                channels["admin"],
+                kyc_review_service_pb2.DESCRIPTOR.services_by_name["KycReviewService"],
+                Caller.OPERATOR,
+                "kyc",
+                user.metadata,
+                default=REVIEWERS,
+                per_rpc={"VerifyAuditLog": OFFICERS, "ExportAuditLog": OFFICERS},
+            ),
+            MatrixPort(
+                "internal",
+                channels["internal"],
+                kyc_status_service_pb2.DESCRIPTOR.services_by_name["KycStatusService"],
+                Caller.SERVICE,
+                "kyc",
+                user.metadata,
+                default=frozenset({"binding"}),
+            ),
+        ]
 
-    counts = await run_matrix(ports, Issuers(kyc_app.auth.settings.issuer))
+        counts = await run_matrix(ports, Issuers(kyc_app.auth.settings.issuer))
 
     print(summary("kyc", counts))
     assert counts["no token"] == sum(len(port.service.methods) for port in ports)

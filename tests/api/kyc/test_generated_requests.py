@@ -5,9 +5,8 @@ descriptors (tests/support/fuzz.py), so an RPC added later is covered too."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
-import grpc.aio
 import pytest
 from google.protobuf.message import Message
 from hypothesis import strategies as st
@@ -21,6 +20,7 @@ from tests.api.kyc.harness import (
     reviewer,
     submit_request,
 )
+from tests.support.channels import port_channels
 from tests.support.fuzz import Port, hammer
 from wallet.common.v1 import paging_pb2
 from wallet.kyc.v1 import kyc_review_service_pb2, kyc_service_pb2, kyc_status_service_pb2, types_pb2
@@ -31,20 +31,7 @@ PER_RPC = 12
 RAW_PER_RPC = 4
 
 
-@pytest.fixture
-async def channels(kyc_app: KycTestApp) -> AsyncIterator[dict[str, grpc.aio.Channel]]:
-    opened = {
-        kind: grpc.aio.insecure_channel(f"127.0.0.1:{kyc_app.ports[kind]}")
-        for kind in ("public", "admin", "internal")
-    }
-    yield opened
-    for channel in opened.values():
-        await channel.close()
-
-
-async def test_no_generated_request_to_any_rpc_is_a_server_error(
-    kyc_app: KycTestApp, channels: dict[str, grpc.aio.Channel]
-) -> None:
+async def test_no_generated_request_to_any_rpc_is_a_server_error(kyc_app: KycTestApp) -> None:
     user = await kyc_app.auth.register()
     submitted = await kyc_app.submit(user.metadata)
     # Some requests name the real account and case, so they get past the lookups.
@@ -78,35 +65,36 @@ async def test_no_generated_request_to_any_rpc_is_a_server_error(
             account_id=user.account_id, name=LEGAL_NAME
         ),
     }
-    ports = [
-        Port(
-            "public",
-            channels["public"],
-            kyc_service_pb2.DESCRIPTOR.services_by_name["KycService"],
-            user.metadata,
-            known=known,
-            well_formed=well_formed,
-        ),
-        Port(
-            "admin",
-            channels["admin"],
-            kyc_review_service_pb2.DESCRIPTOR.services_by_name["KycReviewService"],
-            reviewer("reviewer-fuzz"),
-            metadata_for={"VerifyAuditLog": officers, "ExportAuditLog": officers},
-            known=known,
-            well_formed=well_formed,
-        ),
-        Port(
-            "internal",
-            channels["internal"],
-            kyc_status_service_pb2.DESCRIPTOR.services_by_name["KycStatusService"],
-            binding_service(),
-            known=known,
-            well_formed=well_formed,
-        ),
-    ]
+    async with port_channels(kyc_app.ports) as channels:
+        ports = [
+            Port(
+                "public",
+                channels["public"],
+                kyc_service_pb2.DESCRIPTOR.services_by_name["KycService"],
+                user.metadata,
+                known=known,
+                well_formed=well_formed,
+            ),
+            Port(
+                "admin",
+                channels["admin"],
+                kyc_review_service_pb2.DESCRIPTOR.services_by_name["KycReviewService"],
+                reviewer("reviewer-fuzz"),
+                metadata_for={"VerifyAuditLog": officers, "ExportAuditLog": officers},
+                known=known,
+                well_formed=well_formed,
+            ),
+            Port(
+                "internal",
+                channels["internal"],
+                kyc_status_service_pb2.DESCRIPTOR.services_by_name["KycStatusService"],
+                binding_service(),
+                known=known,
+                well_formed=well_formed,
+            ),
+        ]
 
-    sent = await hammer(ports, per_rpc=PER_RPC, raw_per_rpc=RAW_PER_RPC)
+        sent = await hammer(ports, per_rpc=PER_RPC, raw_per_rpc=RAW_PER_RPC)
 
     print(f"kyc: generated requests per port {sent}")
     # A valid call after all of it is answered as before.
