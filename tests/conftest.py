@@ -22,7 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.profiles import generated_requests_sent, register_profiles
+from tests.support.profiles import (
+    generated_requests_sent,
+    matrix_calls_refused,
+    register_profiles,
+)
 
 register_profiles()
 
@@ -41,6 +45,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if sent := generated_requests_sent():
         terminalreporter.write_line(f"generated requests sent to the services: {sent:,}")
+    if refused := matrix_calls_refused():
+        terminalreporter.write_line(
+            f"authorization matrix: calls refused as they should be: {refused:,}"
+        )
 
 
 def _require_services() -> bool:

@@ -57,6 +57,7 @@ def examples(under_ci: int) -> int:
 
 class _Tally:
     sent = 0
+    refused = 0
 
 
 async def answer_of(call: Awaitable[object]) -> tuple[grpc.StatusCode, str]:
@@ -72,3 +73,13 @@ async def answer_of(call: Awaitable[object]) -> tuple[grpc.StatusCode, str]:
 
 def generated_requests_sent() -> int:
     return _Tally.sent
+
+
+def count_matrix_refusals(refused: int) -> None:
+    """Adds calls the authorization matrix saw refused (tests/support/access_matrix.py); the
+    run's summary prints the total next to the generated requests'."""
+    _Tally.refused += refused
+
+
+def matrix_calls_refused() -> int:
+    return _Tally.refused

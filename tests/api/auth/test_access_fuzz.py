@@ -12,13 +12,12 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
-import grpc.aio
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.api.auth.harness import AuthTestApp, Metadata, Registered
+from tests.support.fuzz import SERVER_FAULTS
 from tests.support.profiles import answer_of, examples
 from wallet.auth.v1 import auth_service_pb2 as pb
 from wallet.auth.v1 import types_pb2
@@ -26,7 +25,6 @@ from wallet.common.v1 import client_pb2, contact_pb2, paging_pb2
 
 pytestmark = pytest.mark.fuzz
 
-SERVER_FAULTS = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 CALL_TIMEOUT_SECONDS = 10.0
 
 text = st.one_of(st.text(max_size=40), st.text(min_size=100, max_size=400))

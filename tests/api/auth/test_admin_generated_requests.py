@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.api.auth.harness import AuthTestApp, Metadata, operator_metadata, service_metadata
+from tests.support.fuzz import SERVER_FAULTS
 from tests.support.profiles import answer_of, examples
 from wallet.auth.v1 import account_admin_service_pb2 as admin_pb
 from wallet.auth.v1 import account_status_service_pb2 as status_pb
@@ -22,7 +23,6 @@ from wallet.common.v1 import contact_pb2, paging_pb2
 
 pytestmark = pytest.mark.fuzz
 
-SERVER_FAULTS = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 OFFICER = operator_metadata(operator_id="officer-fuzz")
 BINDING = service_metadata("binding")
 

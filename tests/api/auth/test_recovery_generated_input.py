@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import grpc
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.api.auth.harness import AuthTestApp
 from tests.api.auth.recovery_helpers import Holder, new_holder
+from tests.support.fuzz import SERVER_FAULTS
 from tests.support.profiles import answer_of, examples
 from wallet.auth.v1 import auth_service_pb2 as pb
 from wallet.auth.v1 import types_pb2
@@ -20,7 +20,6 @@ from wallet.common.v1 import contact_pb2
 
 pytestmark = pytest.mark.fuzz
 
-SERVER_FAULTS = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 
 # Protobuf strings are UTF-8: surrogates cannot be sent at all. Everything else can.
 texts = st.text(st.characters(exclude_categories=["Cs"]), max_size=140)

@@ -62,6 +62,7 @@ class RefundTestApp:
     auth: AuthTestApp
     holds: FakeHolds
     gateway: FakeGateway
+    ports: dict[str, int]
     public: refund_service_pb2_grpc.RefundServiceAsyncStub
     ops: refund_ops_service_pb2_grpc.RefundOpsServiceAsyncStub
     ledger: payment_ledger_service_pb2_grpc.PaymentLedgerServiceAsyncStub
@@ -218,6 +219,7 @@ async def refund_app(
             auth=auth_app,
             holds=holds,
             gateway=gateway,
+            ports=ports,
             public=refund_service_pb2_grpc.RefundServiceStub(channels["public"]),
             ops=refund_ops_service_pb2_grpc.RefundOpsServiceStub(channels["admin"]),
             ledger=payment_ledger_service_pb2_grpc.PaymentLedgerServiceStub(channels["internal"]),
