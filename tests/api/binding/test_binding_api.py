@@ -288,6 +288,17 @@ async def test_kyc_down_is_unavailable_and_binds_nothing(binding_app: BindingTes
     assert await stored_cards(binding_app) == 0
 
 
+async def test_auth_down_is_unavailable_and_binds_nothing(binding_app: BindingTestApp) -> None:
+    holder = await binding_app.new_holder()
+    # Auth's ports go away; its app is closed for good by its fixture afterwards.
+    await binding_app.auth.app.server.stop(0)
+
+    error = await refused(binding_app.public.BindCard(bind_request(), metadata=holder.metadata))
+
+    assert error.code == grpc.StatusCode.UNAVAILABLE
+    assert await stored_cards(binding_app) == 0
+
+
 async def test_bind_attempts_are_limited_per_account_refused_ones_included(
     binding_app: BindingTestApp,
 ) -> None:
