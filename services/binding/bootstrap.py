@@ -67,7 +67,6 @@ from walletcore.grpc.interceptors import RateRule, by_caller
 from walletcore.grpc.server import BackgroundTask, Port, PortKind, ServiceServer
 from walletcore.idempotency import IdempotencyRecords, RetentionPurge
 from walletcore.identity import OperatorRole
-from walletcore.keys import development_keys
 from walletcore.migrations import upgrade_to_head
 from walletcore.ratelimit import RateLimiter
 from walletcore.ratelimit.base import Policy
@@ -84,6 +83,7 @@ from walletcore.service_kit import (
     request_fingerprints,
     rpc_policy,
     run_until_shutdown,
+    subject_key,
 )
 from walletcore.tokens import (
     AccessTokenVerifier,
@@ -125,6 +125,7 @@ class BindingKeys:
     encryption: KeyRing
     fingerprints: BlindIndex
     vault: KeyRing
+    rate_limit_subjects: bytes
     request_fingerprints: BlindIndex
     identity_jwks: list[dict[str, str]]
 
@@ -134,6 +135,9 @@ class BindingKeys:
             encryption=encryption_ring(settings.encryption_keys, DEVELOPMENT_KEYS_LABEL),
             fingerprints=blind_index(settings.fingerprint_keys, context=FINGERPRINT_CONTEXT),
             vault=encryption_ring(settings.vault_keys, DEVELOPMENT_VAULT_KEYS_LABEL),
+            rate_limit_subjects=subject_key(
+                settings.rate_limit_subject_key, DEVELOPMENT_RATE_LIMIT_KEY_LABEL
+            ),
             request_fingerprints=request_fingerprints(settings.idempotency_keys),
             identity_jwks=identity_jwks(settings.identity_keys_jwks),
         )
@@ -195,15 +199,13 @@ def build(settings: BindingSettings, *, clock: Clock = utc_now) -> BindingApp:
     engine = create_engine(prepared_database_url(settings.database_url))
     vault_engine = create_engine(prepared_database_url(settings.vault_database_url))
     limiter = limiter_from_settings(
-        settings,
-        namespace=SERVICE_NAME,
-        # Binding's subjects are account ids, not personal data like auth's phone numbers,
-        # so a key of no secrecy serves: the hash only shapes the Redis keys.
-        subject_key=development_keys(DEVELOPMENT_RATE_LIMIT_KEY_LABEL)[0].secret,
+        settings, namespace=settings.rate_limit_namespace, subject_key=keys.rate_limit_subjects
     )
     clients = InternalClients(
         ServiceTokens(
-            service_token_issuer(settings.service_identity_keys, settings.identity_issuer),
+            service_token_issuer(
+                settings.service_identity_keys, settings.identity_issuer, clock=clock
+            ),
             SERVICE_NAME,
             clock=clock,
         )
@@ -239,9 +241,13 @@ def build(settings: BindingSettings, *, clock: Clock = utc_now) -> BindingApp:
         idempotency,
     )
     purges = {
-        "idempotency-purge": RetentionPurge(idempotency, sessions),
+        "idempotency-purge": RetentionPurge(
+            idempotency, sessions, interval_seconds=settings.idempotency_purge_interval_seconds
+        ),
         "consumed-grant-purge": RetentionPurge(
-            ExpiredGrantRows(consumed_grants, clock=clock), sessions
+            ExpiredGrantRows(consumed_grants, clock=clock),
+            sessions,
+            interval_seconds=settings.idempotency_purge_interval_seconds,
         ),
     }
     users = ActiveUserVerifier(

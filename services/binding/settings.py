@@ -1,4 +1,6 @@
-"""Binding's settings: `BINDING_*` environment variables on top of walletcore's ServiceSettings.
+"""Binding's settings: `BINDING_*` environment variables on top of walletcore's
+WalletServiceSettings (identity provider, idempotency keys and purge interval, rate-limit
+subject key and namespace, migrate on start).
 
 Keys arrive as `kid:base64url` specs (walletcore.keys), the first entry active:
 
@@ -32,10 +34,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from walletcore.grpc.clients import InternalTargetOptions
-from walletcore.settings import Profile, ServiceSettings, checked_key_spec, checked_public_jwks
-from walletcore.tokens import DEVELOPMENT_IDENTITY_ISSUER
-
-Jwks = list[dict[str, str]]
+from walletcore.settings import WalletServiceSettings, checked_key_spec
 
 
 def _is_sqlite(database_url: str) -> bool:
@@ -49,11 +48,13 @@ def _beside(data: dict[str, Any]) -> str:
     return f"sqlite+aiosqlite:///var/{data['service_name']}-vault.db"
 
 
-class BindingSettings(ServiceSettings):
+class BindingSettings(WalletServiceSettings):
     model_config = SettingsConfigDict(env_prefix="BINDING_")
 
     # Binding signs no tokens of its own (its service tokens use its identity key), so the
-    # base class's signing keys are not among what production requires.
+    # base class's signing keys are not among what production requires. Nor is the rate-limit
+    # subject key: binding's subjects are account ids, not personal data like auth's phone
+    # numbers, so the development key serves (the hash only shapes the Redis keys).
     _REQUIRED_SECRETS: ClassVar[tuple[str, ...]] = (
         "encryption_keys",
         "fingerprint_keys",
@@ -67,13 +68,10 @@ class BindingSettings(ServiceSettings):
 
     fingerprint_keys: SecretStr | None = None
     vault_keys: SecretStr | None = None
-    idempotency_keys: SecretStr | None = None
     service_identity_keys: SecretStr | None = None
     vault_database_url: str = Field(default_factory=lambda data: _beside(data), repr=False)
     """Defaults to a SQLite file next to binding's own (`binding.db` -> `binding-vault.db`)."""
 
-    identity_keys_jwks: Jwks | None = None
-    identity_issuer: str = DEVELOPMENT_IDENTITY_ISSUER
     auth_issuer: str = Field(default="wallet-auth", min_length=1)
     """The issuer auth writes into access tokens and step-up grants."""
 
@@ -82,18 +80,12 @@ class BindingSettings(ServiceSettings):
     kyc_internal_address: str = "127.0.0.1:50063"
     kyc_internal: InternalTargetOptions = InternalTargetOptions()
 
-    migrate_on_start: bool = Field(
-        default_factory=lambda data: data.get("profile", Profile.DEVELOPMENT) == Profile.DEVELOPMENT
-    )
-
     _key_specs = field_validator(
         "encryption_keys",
         "fingerprint_keys",
         "vault_keys",
-        "idempotency_keys",
         "service_identity_keys",
     )(checked_key_spec)
-    _identity_jwks = field_validator("identity_keys_jwks")(checked_public_jwks)
 
     @model_validator(mode="after")
     def _vault_has_its_own_database(self) -> BindingSettings:
@@ -106,10 +98,6 @@ class BindingSettings(ServiceSettings):
 
     def production_problems(self) -> list[str]:
         problems = super().production_problems()
-        if self.identity_issuer == DEVELOPMENT_IDENTITY_ISSUER:
-            problems.append(
-                f"{self.env_name('identity_issuer')} must name the real identity provider"
-            )
         if _is_sqlite(self.vault_database_url):
             problems.append(f"{self.env_name('vault_database_url')} must not be SQLite")
         for name in ("auth_internal", "kyc_internal"):

@@ -234,7 +234,9 @@ def build(
     )
     clients = InternalClients(
         ServiceTokens(
-            service_token_issuer(settings.service_identity_keys, settings.identity_issuer),
+            service_token_issuer(
+                settings.service_identity_keys, settings.identity_issuer, clock=clock
+            ),
             SERVICE_NAME,
             clock=clock,
         )

@@ -127,16 +127,19 @@ class InternalTarget:
     options: InternalTargetOptions = field(default_factory=InternalTargetOptions)
 
 
-def service_token_issuer(identity_keys: SecretStr | None, issuer: str) -> TokenIssuer:
+def service_token_issuer(
+    identity_keys: SecretStr | None, issuer: str, *, clock: Clock = utc_now
+) -> TokenIssuer:
     """The issuer of this service's identity tokens: the configured identity signing keys
     (a `kid:base64url` spec), else the development identity ring every service trusts in
-    development."""
+    development. `clock` must be the one `ServiceTokens` caches by, or a re-minted token can
+    carry another clock's times."""
     ring = configured_or_development(
         identity_keys,
         SigningKeyRing.from_spec,
         lambda: SigningKeyRing.development(DEVELOPMENT_IDENTITY_KEYS_LABEL),
     )
-    return TokenIssuer(issuer, ring)
+    return TokenIssuer(issuer, ring, clock)
 
 
 class ServiceTokens:

@@ -28,6 +28,7 @@ from wallet.auth.v1 import (
     types_pb2,
 )
 from wallet.common.v1 import client_pb2, contact_pb2
+from walletcore.clock import Clock
 from walletcore.identity import OperatorRole
 from walletcore.tokens import (
     DEVELOPMENT_IDENTITY_ISSUER,
@@ -48,9 +49,8 @@ Metadata = tuple[tuple[str, str], ...]
 
 # Operator and service tokens come from the identity provider; in development its keys are
 # the published development ring, which the app trusts by default.
-_IDENTITIES: Final = TokenIssuer(
-    DEVELOPMENT_IDENTITY_ISSUER, SigningKeyRing.development(DEVELOPMENT_IDENTITY_KEYS_LABEL)
-)
+_RING: Final = SigningKeyRing.development(DEVELOPMENT_IDENTITY_KEYS_LABEL)
+_IDENTITIES: Final = TokenIssuer(DEVELOPMENT_IDENTITY_ISSUER, _RING)
 
 
 def bearer(token: str) -> Metadata:
@@ -66,9 +66,15 @@ def operator_metadata(
     return bearer(token.token)
 
 
-def service_metadata(service: str, audience: str = "auth") -> Metadata:
-    """The service `service` calling `audience` (auth by default)."""
-    token = _IDENTITIES.service_token(service=service, audience=audience, ttl=timedelta(hours=1))
+def service_metadata(
+    service: str, audience: str = "auth", *, clock: Clock | None = None
+) -> Metadata:
+    """The service `service` calling `audience` (auth by default), its token issued on
+    `clock` (the real one by default) for a server running on that clock."""
+    issuer = (
+        _IDENTITIES if clock is None else TokenIssuer(DEVELOPMENT_IDENTITY_ISSUER, _RING, clock)
+    )
+    token = issuer.service_token(service=service, audience=audience, ttl=timedelta(hours=1))
     return bearer(token.token)
 
 

@@ -120,3 +120,12 @@ def test_a_malformed_key_is_refused_without_echoing_it(monkeypatch: pytest.Monke
         BindingSettings()
 
     assert "s3cret" not in str(caught.value)
+
+
+def test_the_purge_interval_is_read_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BINDING_IDEMPOTENCY_PURGE_INTERVAL_SECONDS", "120")
+    assert BindingSettings().idempotency_purge_interval_seconds == 120.0
+
+    monkeypatch.setenv("BINDING_IDEMPOTENCY_PURGE_INTERVAL_SECONDS", "0")
+    with pytest.raises(ValidationError, match="idempotency_purge_interval_seconds"):
+        BindingSettings()
