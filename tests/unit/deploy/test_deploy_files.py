@@ -129,7 +129,8 @@ def test_each_deployment_has_grpc_probes_and_its_own_autoscaler_budget_and_polic
         for container in deployment["spec"]["template"]["spec"]["containers"]:
             for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
                 assert "grpc" in container[probe], (deployment["metadata"]["name"], probe)
-            assert container["resources"]["requests"] and container["resources"]["limits"]
+            assert container["resources"]["requests"]
+            assert container["resources"]["limits"]
         assert deployment["spec"]["replicas"] == 3
 
 
