@@ -72,11 +72,10 @@ async def cluster(cluster_url: str) -> str:
             break
         except RedisConnectionError:
             await asyncio.sleep(0.05)
-    await node.execute_command("CLUSTER", "ADDSLOTSRANGE", "0", "16383")
+    await node.cluster("ADDSLOTSRANGE", "0", "16383")
     for _ in range(200):
-        info = await node.execute_command("CLUSTER", "INFO")
-        text = info.decode() if isinstance(info, bytes) else str(info)
-        if "cluster_state:ok" in text:
+        info = await node.cluster("INFO")  # parsed into a dict of the INFO fields
+        if info.get("cluster_state") == "ok":
             break
         await asyncio.sleep(0.05)
     else:
