@@ -24,6 +24,7 @@ from services.auth.settings import AuthSettings
 from services.binding.settings import BindingSettings
 from services.kyc.settings import KycSettings
 from services.refund.settings import RefundSettings
+from tests.support import kustomize
 from walletcore.keys import format_key_spec, generate_key
 from walletcore.tokens import SigningKeyRing
 
@@ -34,14 +35,20 @@ PRODUCTION = K8S / "overlays" / "production"
 SERVICES = ("auth", "kyc", "binding", "refund")
 
 
-def _kustomize(directory: Path) -> list[dict[str, Any]]:
-    """`kustomize build`, through kubectl's built-in kustomize or the standalone binary."""
+def _kustomize_command(directory: Path) -> list[str] | None:
     if shutil.which("kubectl"):
-        command = ["kubectl", "kustomize", str(directory)]
-    elif shutil.which("kustomize"):
-        command = ["kustomize", "build", str(directory)]
-    else:
-        pytest.skip("neither kubectl nor kustomize is installed to render the manifests")
+        return ["kubectl", "kustomize", str(directory)]
+    if shutil.which("kustomize"):
+        return ["kustomize", "build", str(directory)]
+    return None
+
+
+def _kustomize(directory: Path) -> list[dict[str, Any]]:
+    """`kustomize build` (kubectl's built-in kustomize or the standalone binary), else the
+    Python render of tests/support/kustomize.py."""
+    command = _kustomize_command(directory)
+    if command is None:
+        return kustomize.render(directory)
     rendered = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return [doc for doc in yaml.safe_load_all(rendered) if doc]
 
@@ -94,6 +101,20 @@ def test_every_rendered_manifest_is_valid_kubernetes_in_strict_mode(overlay: Pat
     assert docs
     for doc in docs:
         kubernetes_validate.validate(doc, "1.30", strict=True)
+
+
+@pytest.mark.parametrize("overlay", [BASE, PRODUCTION], ids=["base", "production"])
+def test_the_python_render_gives_what_kustomize_gives(overlay: Path) -> None:
+    if _kustomize_command(overlay) is None:
+        pytest.skip("no kustomize here to compare the Python render with")
+
+    def key(doc: dict[str, Any]) -> str:
+        return f"{doc['kind']}/{doc['metadata']['name']}"
+
+    python = sorted(kustomize.render(overlay), key=key)
+    tool = sorted(_kustomize(overlay), key=key)
+    assert [key(d) for d in python] == [key(d) for d in tool]
+    assert python == tool
 
 
 def test_the_kubernetes_validate_command_accepts_the_rendered_overlay(tmp_path: Path) -> None:
