@@ -200,6 +200,7 @@ def limiter_from_settings(
             subject_key=subject_key,
             timeout=settings.redis_timeout_seconds,
             connect_timeout=settings.redis_timeout_seconds,
+            cluster=settings.redis_cluster,
         )
     return InMemoryRateLimiter()
 

@@ -103,6 +103,9 @@ class ServiceSettings(BaseSettings):
     rate_limiter: Literal["memory", "redis"] = Field(
         default_factory=lambda data: "redis" if data.get("redis_url") else "memory"
     )
+    redis_cluster: bool = False
+    """`redis_url` names a node of a Redis Cluster: the limiter uses a cluster client, which
+    follows the slot map. Off, it is a standalone Redis (or a proxy in front of a cluster)."""
     redis_timeout_seconds: float = Field(default=0.25, gt=0, le=10)
     """How long a rate-limit check may wait for Redis (connect, and the check itself) before
     the limited RPC answers UNAVAILABLE: short, so a slow Redis fails closed instead of

@@ -80,7 +80,8 @@ _SUBJECT_DIGEST_HEX_CHARS = 32
 class RedisRateLimiter:
     """A `RateLimiter` on Redis (standalone or Cluster), failing closed.
 
-    `redis` is a URL (standalone Redis) or a client (a `RedisCluster` for a cluster). From a URL
+    `redis` is a URL (standalone Redis, or any node of a cluster with `cluster=True`) or a
+    client (a `RedisCluster` for a cluster). From a URL
     the limiter builds a client whose socket reads time out after `timeout` seconds and connects
     after `connect_timeout`, retrying once at once on a broken connection (a pooled connection
     the server closed) but never on a timeout, and closes it in `close()`. A client passed in
@@ -99,11 +100,19 @@ class RedisRateLimiter:
         timeout: float = 0.25,
         connect_timeout: float = 0.25,
         subject_key: bytes | None = None,
+        cluster: bool = False,
     ) -> None:
         if not namespace or "{" in namespace or "}" in namespace:
             raise ValueError("the namespace must be non-empty and free of braces")
         self._redis: Redis | RedisCluster
-        if isinstance(redis, str):
+        if isinstance(redis, str) and cluster:
+            # The URL names any node; the client discovers the others and follows the slot
+            # map (all of one limiter's keys share a slot, so each check is one trip).
+            self._redis = RedisCluster.from_url(
+                redis, socket_timeout=timeout, socket_connect_timeout=connect_timeout
+            )
+            self._owns_client = True
+        elif isinstance(redis, str):
             self._redis = Redis.from_url(
                 redis,
                 socket_timeout=timeout,

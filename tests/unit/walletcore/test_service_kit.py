@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from walletcore.ratelimit.redis import RedisRateLimiter
 from walletcore.service_kit import (
@@ -74,5 +74,25 @@ async def test_the_redis_limiter_waits_as_long_as_the_settings_say() -> None:
         assert isinstance(client, Redis)
         kwargs = client.connection_pool.connection_kwargs
         assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (1.5, 1.5)
+    finally:
+        await limiter.close()
+
+
+async def test_a_cluster_url_gets_a_cluster_client_with_the_same_timeouts() -> None:
+    settings = ServiceSettings(
+        service_name="probe",
+        redis_url="redis://127.0.0.1:1/0",
+        redis_cluster=True,
+        redis_timeout_seconds=0.75,
+    )
+
+    limiter = limiter_from_settings(settings, namespace="probe", subject_key=b"k" * 32)
+    try:
+        assert isinstance(limiter, RedisRateLimiter)
+        # Nothing connects before the first check, so no cluster is needed to build it.
+        client = limiter._redis
+        assert isinstance(client, RedisCluster)
+        kwargs = client.nodes_manager.connection_kwargs
+        assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (0.75, 0.75)
     finally:
         await limiter.close()
