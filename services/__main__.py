@@ -1,4 +1,6 @@
-"""`python -m services`: the embedded stack, every service in its own process on this machine.
+"""`python -m services`: the embedded stack, every service in its own process on this machine,
+and refund's simulated payout gateway in one of its own (as a provider would be), unless
+REFUND_GATEWAY_URL names another.
 
 Each service keeps its own SQLite file under `var/` and the in-process rate limiter (or Redis
 when REDIS_URL is set), listens on the fixed local ports below, and is started in dependency
@@ -18,6 +20,7 @@ import os
 import signal
 import socket
 import sys
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,21 +61,44 @@ class StackMember:
     def ports(self, environ: Mapping[str, str]) -> dict[str, int]:
         """The ports this member will listen on: `<PREFIX><KIND>_PORT` when set, else the
         default. Fixed ones only: the launcher must know where to find the member."""
-        ports = {}
-        for kind, default in self.default_ports().items():
-            variable = f"{self.prefix}{kind}_PORT"
-            raw = environ.get(variable)
-            if raw is None or raw == "":
-                ports[kind] = default
-                continue
-            try:
-                number = int(raw)
-            except ValueError:
-                raise LaunchFailed(f"{variable} must be a port number") from None
-            if not 1 <= number <= 65535:
-                raise LaunchFailed(f"{variable} must be a fixed port from 1 to 65535")
-            ports[kind] = number
-        return ports
+        return {
+            kind: fixed_port(environ, f"{self.prefix}{kind}_PORT", default)
+            for kind, default in self.default_ports().items()
+        }
+
+
+def fixed_port(environ: Mapping[str, str], variable: str, default: int) -> int:
+    """`variable`'s port when set, else `default`."""
+    raw = environ.get(variable)
+    if raw is None or raw == "":
+        return default
+    try:
+        number = int(raw)
+    except ValueError:
+        raise LaunchFailed(f"{variable} must be a port number") from None
+    if not 1 <= number <= 65535:
+        raise LaunchFailed(f"{variable} must be a fixed port from 1 to 65535")
+    return number
+
+
+@dataclass(frozen=True)
+class SimulatedGateway:
+    """Refund's simulated payout gateway (HTTP, `services.refund.gateway_sim`), started just
+    before refund when REFUND_GATEWAY_URL is unset, so its ledger outlives a crash of refund."""
+
+    name: str = "gateway"
+    port_variable: str = "REFUND_SIM_PORT"
+    default_port: int = 50090
+
+    def port(self, environ: Mapping[str, str]) -> int:
+        return fixed_port(environ, self.port_variable, self.default_port)
+
+    def url(self, environ: Mapping[str, str]) -> str:
+        return f"http://{HOST}:{self.port(environ)}"
+
+    @staticmethod
+    def wanted(environ: Mapping[str, str]) -> bool:
+        return not environ.get("REFUND_GATEWAY_URL")
 
 
 # In dependency order: a service starts after the ones it calls.
@@ -82,6 +108,7 @@ STACK = (
     StackMember("binding", 50071, 9103, calls=("auth", "kyc")),
     StackMember("refund", 50081, 9104, calls=("auth", "binding")),
 )
+GATEWAY = SimulatedGateway()
 
 
 def present_members() -> list[StackMember]:
@@ -104,34 +131,57 @@ def member_environment(
     for callee in member.calls:
         internal = by_name[callee].ports(env)["INTERNAL"]
         defaults[f"{p}{callee.upper()}_INTERNAL_ADDRESS"] = f"{HOST}:{internal}"
+    if member.name == "refund" and GATEWAY.wanted(env):
+        defaults["REFUND_GATEWAY_URL"] = GATEWAY.url(env)
     for name, value in defaults.items():
         if not env.get(name):
             env[name] = value
     return env
 
 
+def gateway_wanted(members: list[StackMember], environ: Mapping[str, str]) -> bool:
+    return any(m.name == "refund" for m in members) and GATEWAY.wanted(environ)
+
+
+def claimed_ports(
+    members: list[StackMember], environ: Mapping[str, str]
+) -> list[tuple[str, int, bool]]:
+    """Every (variable, port, binds with SO_REUSEADDR) the stack will listen on. The gRPC
+    services bind without it; the gateway's HTTP server binds with it (http.server's default),
+    because it closes each connection first and leaves TIME_WAIT entries on its port."""
+    claims = [
+        (f"{member.prefix}{kind}_PORT", port, False)
+        for member in members
+        for kind, port in member.ports(environ).items()
+    ]
+    if gateway_wanted(members, environ):
+        claims.append((GATEWAY.port_variable, GATEWAY.port(environ), True))
+    return claims
+
+
 def busy_ports(members: list[StackMember], environ: Mapping[str, str]) -> None:
     """Raises LaunchFailed naming the first port of `members` that is taken (or repeated).
 
-    The probe binds without SO_REUSEADDR/SO_REUSEPORT, as the services do, so a port another
-    process listens on (or still holds) is refused here as it would be to the service.
+    The probe binds as the listener will (the services without SO_REUSEADDR/SO_REUSEPORT),
+    so a port another process listens on (or still holds) is refused here as it would be to
+    the service.
     """
     claimed: dict[int, str] = {}
-    for member in members:
-        for kind, port in member.ports(environ).items():
-            variable = f"{member.prefix}{kind}_PORT"
-            if port in claimed:
-                raise LaunchFailed(f"port {port} is set for both {claimed[port]} and {variable}")
-            claimed[port] = variable
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-                try:
-                    probe.bind((HOST, port))
-                except OSError as exc:
-                    reason = "in use" if exc.errno == errno.EADDRINUSE else exc.strerror
-                    raise LaunchFailed(
-                        f"port {port} ({variable}) is {reason}: stop what listens there "
-                        f"(another `make run`?) or set {variable} to a free port"
-                    ) from None
+    for variable, port, reuses_address in claimed_ports(members, environ):
+        if port in claimed:
+            raise LaunchFailed(f"port {port} is set for both {claimed[port]} and {variable}")
+        claimed[port] = variable
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            if reuses_address:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((HOST, port))
+            except OSError as exc:
+                reason = "in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+                raise LaunchFailed(
+                    f"port {port} ({variable}) is {reason}: stop what listens there "
+                    f"(another `make run`?) or set {variable} to a free port"
+                ) from None
 
 
 def listens_on(pid: int, port: int) -> bool | None:
@@ -200,23 +250,72 @@ async def wait_until_serving(
     raise LaunchFailed(f"{member.name} did not report SERVING within {STARTUP_SECONDS:.0f} s")
 
 
+async def wait_until_gateway_answers(
+    port: int, process: asyncio.subprocess.Process, stop: asyncio.Event
+) -> None:
+    """Returns once the simulated gateway `process` answers its health path on `port`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + STARTUP_SECONDS
+    url = f"http://{HOST}:{port}/health"
+    while loop.time() < deadline and not stop.is_set() and process.returncode is None:
+        try:
+            await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=1).close())
+        except OSError:
+            await asyncio.sleep(0.1)
+            continue
+        if listens_on(process.pid, port) is False:
+            raise LaunchFailed(
+                f"port {port} ({GATEWAY.port_variable}) is in use by another process: "
+                f"set {GATEWAY.port_variable} to a free port"
+            )
+        return
+    if stop.is_set():
+        return
+    if process.returncode is not None:
+        raise LaunchFailed(f"the simulated gateway exited with status {process.returncode}")
+    raise LaunchFailed(f"the simulated gateway did not answer within {STARTUP_SECONDS:.0f} s")
+
+
+async def start_gateway(
+    processes: list[tuple[str, asyncio.subprocess.Process]], stop: asyncio.Event
+) -> None:
+    """Starts refund's simulated gateway in a process of its own and waits for it."""
+    env = dict(os.environ)
+    env.setdefault(GATEWAY.port_variable, str(GATEWAY.port(env)))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.refund.gateway_sim", env=env, cwd=ROOT
+    )
+    processes.append((GATEWAY.name, process))
+    await wait_until_gateway_answers(GATEWAY.port(env), process, stop)
+    if not stop.is_set():
+        print(
+            f"{GATEWAY.name:8} {GATEWAY.url(env)}  simulated payouts for refund "
+            "(GET /ledger shows what it paid)",
+            flush=True,
+        )
+
+
 async def run_stack() -> int:
     members = present_members()
     var_dir = ROOT / "var"
     var_dir.mkdir(exist_ok=True)
     busy_ports(members, os.environ)
-    processes: list[asyncio.subprocess.Process] = []
+    processes: list[tuple[str, asyncio.subprocess.Process]] = []
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
         for member in members:
+            if member.name == "refund" and gateway_wanted(members, os.environ):
+                await start_gateway(processes, stop)
+                if stop.is_set():
+                    return 0
             env = member_environment(member, var_dir)
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", f"services.{member.name}", env=env, cwd=ROOT
             )
-            processes.append(process)
+            processes.append((member.name, process))
             ports = member.ports(env)
             await wait_until_serving(member, ports["INTERNAL"], process, stop)
             if stop.is_set():
@@ -228,17 +327,17 @@ async def run_stack() -> int:
                 flush=True,
             )
         print("all services are serving; Ctrl-C stops them", flush=True)
-        exited = [asyncio.create_task(p.wait()) for p in processes]
+        exited = [asyncio.create_task(p.wait()) for _, p in processes]
         stopper = asyncio.create_task(stop.wait())
         await asyncio.wait([stopper, *exited], return_when=asyncio.FIRST_COMPLETED)
         if stop.is_set():
             return 0
-        for member, process in zip(members, processes, strict=True):
+        for name, process in processes:
             if process.returncode is not None:
-                raise LaunchFailed(f"{member.name} exited with status {process.returncode}")
+                raise LaunchFailed(f"{name} exited with status {process.returncode}")
         return 1
     finally:
-        for process in reversed(processes):
+        for _, process in reversed(processes):
             if process.returncode is None:
                 process.send_signal(signal.SIGTERM)
                 await process.wait()

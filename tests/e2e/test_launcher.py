@@ -23,6 +23,7 @@ import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from services.__main__ import (
+    GATEWAY,
     STACK,
     LaunchFailed,
     listens_on,
@@ -66,8 +67,10 @@ async def test_serves_on_the_users_ports_refuses_a_clash_and_stops_everything(
                 health_pb2.HealthCheckRequest(), timeout=5
             )
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    gateway = environment[GATEWAY.port_variable]
+    assert f"gateway  http://127.0.0.1:{gateway}  simulated payouts" in printed
     children = first.child_pids()
-    assert len(children) == len(members)
+    assert len(children) == len(members) + 1, "each service and the gateway in its own process"
 
     second = await launch(environment, tmp_path, "second")
     async with asyncio.timeout(STARTUP_SECONDS):
@@ -89,6 +92,7 @@ async def test_serves_on_the_users_ports_refuses_a_clash_and_stops_everything(
     for member in members:
         for kind in PORT_KINDS:
             assert port_is_free(int(environment[f"{member.prefix}{kind}_PORT"]))
+    assert port_is_free(int(gateway), reuse_address=True)
 
 
 def test_the_users_variables_win_over_the_launchers_defaults(tmp_path: Path) -> None:
@@ -123,6 +127,21 @@ def test_unset_variables_get_the_fixed_local_defaults(tmp_path: Path) -> None:
     ]
     assert env["AUTH_DATABASE_URL"] == f"sqlite+aiosqlite:///{tmp_path / 'auth.db'}"
     assert env["AUTH_REDIS_URL"] == "redis://127.0.0.1:6379/0"
+
+
+def test_refund_pays_through_the_launchers_gateway_unless_the_user_names_one(
+    tmp_path: Path,
+) -> None:
+    refund = next(member for member in STACK if member.name == "refund")
+
+    launched = member_environment(refund, tmp_path, {"REFUND_SIM_PORT": "31449"})
+    users_own = member_environment(
+        refund, tmp_path, {"REFUND_GATEWAY_URL": "https://payouts.example.test"}
+    )
+
+    assert launched["REFUND_GATEWAY_URL"] == "http://127.0.0.1:31449"
+    assert users_own["REFUND_GATEWAY_URL"] == "https://payouts.example.test"
+    assert GATEWAY.wanted(users_own) is False
 
 
 @pytest.mark.skipif(not Path("/proc/net/tcp").is_file(), reason="reads sockets from /proc")

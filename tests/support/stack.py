@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from services.__main__ import STACK
+from services.__main__ import GATEWAY, STACK
 
 ROOT = Path(__file__).resolve().parents[2]
 PORT_KINDS = ("PUBLIC", "ADMIN", "INTERNAL", "METRICS")
@@ -39,7 +39,13 @@ def stack_environment(tmp_path: Path, base_port: int) -> dict[str, str]:
         environment[f"{member.prefix}DATABASE_URL"] = (
             f"sqlite+aiosqlite:///{tmp_path / (member.name + '.db')}"
         )
+    # Each member uses 4 of its 10 ports: the simulated gateway takes the last of auth's.
+    environment[GATEWAY.port_variable] = str(gateway_port(base_port))
     return environment
+
+
+def gateway_port(base_port: int) -> int:
+    return base_port + 9
 
 
 def stack_ports(base_port: int) -> range:
@@ -83,7 +89,7 @@ async def serving_stack(
 ) -> AsyncIterator[tuple[Launcher, dict[str, str]]]:
     """A launcher serving every member on `base_port`'s range, stopped for good afterwards."""
     for port in stack_ports(base_port):
-        if not port_is_free(port):
+        if not port_is_free(port, reuse_address=port == gateway_port(base_port)):
             pytest.fail(f"port {port} of this test's range is taken before the test")
     environment = stack_environment(tmp_path, base_port)
     launcher = await launch(environment, tmp_path, "first")
@@ -112,8 +118,12 @@ async def stop_for_good(launcher: Launcher) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def port_is_free(port: int) -> bool:
+def port_is_free(port: int, *, reuse_address: bool = False) -> bool:
+    """Whether a listener could bind `port` now (one binding with SO_REUSEADDR, like the
+    gateway's HTTP server, ignores TIME_WAIT entries)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        if reuse_address:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
