@@ -53,16 +53,26 @@ _RING: Final = SigningKeyRing.development(DEVELOPMENT_IDENTITY_KEYS_LABEL)
 _IDENTITIES: Final = TokenIssuer(DEVELOPMENT_IDENTITY_ISSUER, _RING)
 
 
+def _identities(clock: Clock | None) -> TokenIssuer:
+    return _IDENTITIES if clock is None else TokenIssuer(DEVELOPMENT_IDENTITY_ISSUER, _RING, clock)
+
+
 def bearer(token: str) -> Metadata:
     """Call metadata presenting `token` (an access, operator or service token)."""
     return (("authorization", f"Bearer {token}"),)
 
 
 def operator_metadata(
-    role: OperatorRole | str = OperatorRole.SECURITY_OFFICER, operator_id: str = "officer-1"
+    role: OperatorRole | str = OperatorRole.SECURITY_OFFICER,
+    operator_id: str = "officer-1",
+    *,
+    clock: Clock | None = None,
 ) -> Metadata:
-    """An operator of `role`, as the identity provider would sign them in."""
-    token = _IDENTITIES.operator_token(operator_id=operator_id, role=role, ttl=timedelta(hours=1))
+    """An operator of `role`, as the identity provider would sign them in (on `clock`, the
+    real one by default)."""
+    token = _identities(clock).operator_token(
+        operator_id=operator_id, role=role, ttl=timedelta(hours=1)
+    )
     return bearer(token.token)
 
 
@@ -71,10 +81,9 @@ def service_metadata(
 ) -> Metadata:
     """The service `service` calling `audience` (auth by default), its token issued on
     `clock` (the real one by default) for a server running on that clock."""
-    issuer = (
-        _IDENTITIES if clock is None else TokenIssuer(DEVELOPMENT_IDENTITY_ISSUER, _RING, clock)
+    token = _identities(clock).service_token(
+        service=service, audience=audience, ttl=timedelta(hours=1)
     )
-    token = issuer.service_token(service=service, audience=audience, ttl=timedelta(hours=1))
     return bearer(token.token)
 
 

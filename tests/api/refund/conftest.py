@@ -181,9 +181,16 @@ async def refund_storage(
 
 
 @pytest.fixture
+def refund_overrides() -> dict[str, Any]:
+    """Settings a test module changes (override this fixture there)."""
+    return {}
+
+
+@pytest.fixture
 async def refund_app(
     auth_app: AuthTestApp,  # noqa: F811
     refund_storage: dict[str, str],
+    refund_overrides: dict[str, Any],
 ) -> AsyncIterator[RefundTestApp]:
     async with AsyncExitStack() as stack:
         storage: dict[str, Any] = dict(refund_storage)
@@ -198,11 +205,14 @@ async def refund_app(
             shutdown_grace_seconds=1.0,
             auth_internal_address=f"127.0.0.1:{auth_app.ports['internal']}",
             auth_issuer=auth_app.settings.issuer,
-            payout_interval_seconds=3600,
-            pending_grace_seconds=0,
-            auto_approve_limits={"CNY": 5_000},
-            grant_thresholds={"CNY": 20_000},
-            **storage,
+            **{
+                "payout_interval_seconds": 3600,
+                "pending_grace_seconds": 0,
+                "auto_approve_limits": {"CNY": 5_000},
+                "grant_thresholds": {"CNY": 20_000},
+                **storage,
+                **refund_overrides,
+            },
         )
         holds, gateway = FakeHolds(), FakeGateway()
         app = build(settings, clock=auth_app.app.ctx.clock, gateway=gateway, holds=holds)
