@@ -45,6 +45,7 @@ from benchmarks.bench_server import METHOD, pipeline_server, register_echo
 from benchmarks.report import Row, command
 
 IN_FLIGHT: Final = 64
+FORWARDED_HEADER: Final = "x-forwarded-for"
 ACCOUNTS: Final = 256
 QUICK: Final = os.environ.get("QUICK", "") not in ("", "0")
 ROUNDS: Final = 2 if QUICK else 3
@@ -108,26 +109,38 @@ async def _serve_pipeline() -> None:
 
 @dataclass(frozen=True)
 class Call:
-    """One request the load generator may send: serialized body and bearer token (or none)."""
+    """One request the load generator may send: serialized body, bearer token (or none) and
+    the client address a trusted proxy would forward (or none)."""
 
     body: bytes
     token: str | None
+    address: str | None = None
 
     def to_json(self) -> dict[str, str | None]:
-        return {"body": self.body.hex(), "token": self.token}
+        return {"body": self.body.hex(), "token": self.token, "address": self.address}
+
+    def metadata(self) -> tuple[tuple[str, str], ...] | None:
+        pairs = []
+        if self.token:
+            pairs.append(("authorization", f"Bearer {self.token}"))
+        if self.address:
+            pairs.append((FORWARDED_HEADER, self.address))
+        return tuple(pairs) or None
 
 
 async def _drive(
-    target: str, method: str, calls: list[Call], seconds: float, answers: Sequence[str] = ("OK",)
+    target: str,
+    method: str,
+    calls: list[Call],
+    seconds: float,
+    answers: Sequence[str] = ("OK",),
+    in_flight: int = IN_FLIGHT,
 ) -> dict[str, Any]:
-    """Keeps IN_FLIGHT calls going for `seconds`; a code outside `answers` is a failure."""
+    """Keeps `in_flight` calls going for `seconds`; a code outside `answers` is a failure."""
     async with grpc.aio.insecure_channel(target) as channel:
         # No serializers: the bodies are already bytes, and the answers are only counted.
         send: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(method)
-        prepared = [
-            (call.body, (("authorization", f"Bearer {call.token}"),) if call.token else None)
-            for call in calls
-        ]
+        prepared = [(call.body, call.metadata()) for call in calls]
         latencies: list[float] = []
         failures: dict[str, int] = {}
         deadline = time.perf_counter() + seconds
@@ -136,7 +149,7 @@ async def _drive(
             index = offset
             while time.perf_counter() < deadline:
                 body, metadata = prepared[index % len(prepared)]
-                index += IN_FLIGHT
+                index += in_flight
                 started = time.perf_counter()
                 try:
                     await send(body, metadata=metadata, timeout=30)
@@ -147,7 +160,7 @@ async def _drive(
                 latencies.append(time.perf_counter() - started)
 
         started = time.perf_counter()
-        await asyncio.gather(*(worker(offset) for offset in range(IN_FLIGHT)))
+        await asyncio.gather(*(worker(offset) for offset in range(in_flight)))
         elapsed = time.perf_counter() - started
     return {"latencies": latencies, "seconds": elapsed, "failures": failures}
 
@@ -156,9 +169,16 @@ def _load_main() -> None:
     """Reads one job per line on stdin, answers each with one JSON line on stdout."""
     for line in sys.stdin:
         job = json.loads(line)
-        calls = [Call(bytes.fromhex(c["body"]), c["token"]) for c in job["calls"]]
+        calls = [Call(bytes.fromhex(c["body"]), c["token"], c["address"]) for c in job["calls"]]
         result = asyncio.run(
-            _drive(job["target"], job["method"], calls, job["seconds"], job["answers"])
+            _drive(
+                job["target"],
+                job["method"],
+                calls,
+                job["seconds"],
+                job["answers"],
+                job["in_flight"],
+            )
         )
         print(json.dumps(result), flush=True)
 
@@ -290,9 +310,11 @@ def _auth_env(database_url: str, redis_url: str) -> dict[str, str]:
     return _service_env("auth", database_url, redis_url)
 
 
-async def _seed(env: dict[str, str]) -> list[tuple[str, str]]:
-    """ACCOUNTS accounts (a phone and an e-mail each) with one session each, written with
-    auth's own repositories and keys; returns their (account id, session id)."""
+async def _seed(
+    env: dict[str, str], count: int = ACCOUNTS, password_hash: str = _NO_SIGN_IN
+) -> list[tuple[str, str]]:
+    """`count` accounts (a phone and `bench-NNNN@example.com` each) with one session each,
+    written with auth's own repositories and keys; returns their (account id, session id)."""
     from services.auth.adapters import tables
     from services.auth.adapters.repositories import Protection
     from services.auth.adapters.uow import SqlAuthUnitOfWork
@@ -317,7 +339,7 @@ async def _seed(env: dict[str, str]) -> list[tuple[str, str]]:
         async with SqlAuthUnitOfWork(
             session_factory(engine), protection=protection, outbox=outbox
         ) as uow:
-            for number in range(ACCOUNTS):
+            for number in range(count):
                 account_id, session_id = f"bench-{number:04d}", f"bench-session-{number:04d}"
                 contacts = [
                     VerifiedContact(f"{account_id}-p", Phone(f"+8613800{number:06d}"), now),
@@ -325,7 +347,10 @@ async def _seed(env: dict[str, str]) -> list[tuple[str, str]]:
                 ]
                 await uow.accounts.add(
                     Account(
-                        id=account_id, password_hash=_NO_SIGN_IN, contacts=contacts, created_at=now
+                        id=account_id,
+                        password_hash=password_hash,
+                        contacts=contacts,
+                        created_at=now,
                     )
                 )
                 session, token = Session.start(
@@ -404,27 +429,47 @@ class Target:
     pid: int
 
 
-def _job(
-    load: subprocess.Popen[bytes], target: Target, calls: list[Call], seconds: float
-) -> dict[str, Any]:
+def send_job(
+    load: subprocess.Popen[bytes],
+    target: Target,
+    calls: list[Call],
+    seconds: float,
+    in_flight: int = IN_FLIGHT,
+) -> None:
+    """Hands the load generator one job; `reply` reads its answer."""
     assert load.stdin is not None
-    assert load.stdout is not None
     job = {
         "target": target.address,
         "method": target.method,
         "calls": [call.to_json() for call in calls],
         "seconds": seconds,
         "answers": ANSWERS.get(target.name, ("OK",)),
+        "in_flight": in_flight,
     }
     load.stdin.write(json.dumps(job).encode() + b"\n")
     load.stdin.flush()
+
+
+def reply(
+    load: subprocess.Popen[bytes], target: Target, *, tolerate: bool = False
+) -> dict[str, Any]:
+    """The load generator's answer to its job on `target`; every call must have succeeded
+    unless `tolerate` (then its "failures" count them by status code)."""
+    assert load.stdout is not None
     line = load.stdout.readline()
     if not line:
         raise RuntimeError("the load generator exited")
     result: dict[str, Any] = json.loads(line)
-    if result["failures"]:
+    if result["failures"] and not tolerate:
         raise RuntimeError(f"{target.name}: calls failed: {result['failures']}")
     return result
+
+
+def _job(
+    load: subprocess.Popen[bytes], target: Target, calls: list[Call], seconds: float
+) -> dict[str, Any]:
+    send_job(load, target, calls, seconds)
+    return reply(load, target)
 
 
 def _measure(

@@ -21,11 +21,11 @@ import os
 import shutil
 import subprocess
 import time
-from urllib.parse import urlsplit
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from limits import RateLimitItem, RateLimitItemPerHour, RateLimitItemPerMinute
 from limits.aio.storage import RedisStorage
