@@ -49,8 +49,8 @@ FORWARDED_HEADER: Final = "x-forwarded-for"
 ACCOUNTS: Final = 256
 QUICK: Final = os.environ.get("QUICK", "") not in ("", "0")
 ROUNDS: Final = 2 if QUICK else 3
-ROUND_SECONDS: Final = 3.0 if QUICK else 7.0
-WARM_UP_SECONDS: Final = 1.0 if QUICK else 3.0
+ROUND_SECONDS: Final = 2.0 if QUICK else 7.0
+WARM_UP_SECONDS: Final = 0.5 if QUICK else 3.0
 STARTUP_TIMEOUT: Final = 60.0
 
 RATIO_TARGET: Final = 0.5
@@ -244,12 +244,18 @@ async def _databases(server_url: str, services: Sequence[str]) -> AsyncIterator[
 
 
 @contextmanager
-def _process(args: Sequence[str], env: dict[str, str], log: IO[bytes]) -> Iterator[Any]:
+def _process(
+    args: Sequence[str], env: dict[str, str], log: IO[bytes], *, output_to_log: bool = False
+) -> Iterator[Any]:
+    """`args` under this interpreter, stdin a pipe, stderr to `log`; stdout a pipe for the
+    parent to read, or with `output_to_log` the log too. A service's stdout must never be an
+    unread pipe: the development console transports print every notification there, and a
+    full pipe blocks the service's event loop (sign-ins stalled this way, 30 s deadlines)."""
     process = subprocess.Popen(  # noqa: S603 - this interpreter and fixed module names, no shell
         [sys.executable, *args],
         env={**os.environ, **env},
         stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
+        stdout=log if output_to_log else subprocess.PIPE,
         stderr=log,
         cwd=_ROOT,
     )
@@ -549,7 +555,9 @@ def _start(
     """Starts `python -m services.<service>` and waits for its ports."""
     log_path = scratch / f"{service}.log"
     log = stack.enter_context(log_path.open("wb"))
-    process = stack.enter_context(_process(["-m", f"services.{service}"], env, log))
+    process = stack.enter_context(
+        _process(["-m", f"services.{service}"], env, log, output_to_log=True)
+    )
     return process, _wait_for_ports(log_path, process, service)
 
 

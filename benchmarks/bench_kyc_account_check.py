@@ -23,6 +23,7 @@ from typing import Any
 
 import grpc.aio
 
+from benchmarks.report import QUICK
 from benchmarks.timing import interleaved_medians
 from services.auth.bootstrap import build as build_auth
 from services.auth.settings import AuthSettings
@@ -37,8 +38,8 @@ from walletcore.notify.transports import ConsoleEmailTransport, ConsoleSmsTransp
 from walletcore.tokens import AccessTokenVerifier
 from walletcore.users import AUTH_READS, AuthStatusClient, auth_keyset
 
-ROUNDS = 9
-CALLS_PER_ROUND = 200
+ROUNDS = 5 if QUICK else 9
+CALLS_PER_ROUND = 100 if QUICK else 200
 WARM_UP_CALLS = 50
 PHONE = "+8613900139000"
 PASSWORD = "correct horse battery staple"  # noqa: S105 (the bench account's own)
