@@ -21,10 +21,9 @@ _PREFIX = "bench_"
 _OUTPUT = Path(__file__).resolve().parent.parent / "var" / "bench"
 # What the issue asks for that no benchmark measures yet (docs/performance.md says why).
 MISSING = [
-    "sign-in throughput vs raw argon2-cffi, cheap RPC p99 while sign-ins saturate hashing",
-    "freeze propagation (requests admitted after FreezeAccount returned)",
     "refund requests/s on PostgreSQL (16 clients, one payment / many), bulk freeze rate",
-    "scaling out (1 vs 2 server processes per service)",
+    "scaling out (1 vs 2 server processes per service), cost of the per-request call to auth",
+    "share of refund time in the database",
 ]
 
 

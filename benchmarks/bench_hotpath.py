@@ -549,6 +549,89 @@ def _report(tallies: dict[str, Tally], rss_mib: dict[str, float]) -> list[str | 
     return lines
 
 
+FREEZE_ACCOUNTS: Final = 16 if QUICK else 64
+FREEZE_ACCOUNT: Final = "/wallet.auth.v1.AccountAdminService/FreezeAccount"
+
+
+async def _freeze_probe(
+    admin: str, peers: list[Target], pairs: list[tuple[str, str]], user_calls: list[Call]
+) -> dict[str, int]:
+    """Freezes FREEZE_ACCOUNTS accounts one by one through auth's admin port; the moment each
+    FreezeAccount returns, sends one request of that account to every peer. Returns, per peer,
+    how many of those requests were admitted (anything but FAILED_PRECONDITION)."""
+    from wallet.auth.v1 import account_admin_service_pb2
+    from walletcore.tokens import (
+        DEVELOPMENT_IDENTITY_ISSUER,
+        DEVELOPMENT_IDENTITY_KEYS_LABEL,
+        SigningKeyRing,
+        TokenIssuer,
+    )
+
+    identities = TokenIssuer(
+        DEVELOPMENT_IDENTITY_ISSUER, SigningKeyRing.development(DEVELOPMENT_IDENTITY_KEYS_LABEL)
+    )
+    officer = identities.operator_token(
+        operator_id="bench-officer", role="security_officer", ttl=timedelta(hours=1)
+    ).token
+    admitted = dict.fromkeys((peer.name for peer in peers), 0)
+    channels = {
+        target: grpc.aio.insecure_channel(target) for target in {admin, *(p.address for p in peers)}
+    }
+    try:
+        freeze: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channels[admin].unary_unary(
+            FREEZE_ACCOUNT
+        )
+
+        async def probe(peer: Target, call: Call) -> bool:
+            send: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channels[
+                peer.address
+            ].unary_unary(peer.method)
+            try:
+                await send(call.body, metadata=call.metadata(), timeout=30)
+            except grpc.aio.AioRpcError as error:
+                return error.code() is not grpc.StatusCode.FAILED_PRECONDITION
+            return True
+
+        for (account_id, _), call in list(zip(pairs, user_calls, strict=True))[-FREEZE_ACCOUNTS:]:
+            request = account_admin_service_pb2.FreezeAccountRequest(
+                request_id=uuid.uuid4().hex,
+                account_id=account_id,
+                reason="bench freeze propagation",
+                ticket_ref="BENCH-1",
+            )
+            await freeze(
+                request.SerializeToString(),
+                metadata=(("authorization", f"Bearer {officer}"),),
+                timeout=30,
+            )
+            results = await asyncio.gather(*(probe(peer, call) for peer in peers))
+            for peer, got_through in zip(peers, results, strict=True):
+                admitted[peer.name] += got_through
+    finally:
+        for channel in channels.values():
+            await channel.close()
+    return admitted
+
+
+def _freeze_rows(admitted: dict[str, int]) -> list[str | Row]:
+    lines: list[str | Row] = []
+    for name, count in admitted.items():
+        service = name.split("Service.")[0].lower()
+        lines.append(
+            f"{service}: {count} of {FREEZE_ACCOUNTS} requests admitted right after FreezeAccount"
+        )
+        lines.append(
+            Row(
+                f"freeze propagation: {service}",
+                {"admitted after freeze": count, "accounts frozen": FREEZE_ACCOUNTS},
+                command("hotpath"),
+                target="0 admitted",
+                met=count == 0,
+            )
+        )
+    return lines
+
+
 def _start(
     stack: ExitStack, scratch: Path, service: str, env: dict[str, str]
 ) -> tuple[subprocess.Popen[bytes], dict[str, int]]:
@@ -607,7 +690,8 @@ async def _bench() -> list[str | Row]:
             pipeline = stack.enter_context(_process(["-m", _MODULE, "pipeline"], {}, pipeline_log))
             load = stack.enter_context(_process(["-m", _MODULE, "load"], {}, sys.stderr.buffer))
             echo_port, pipeline_port = _port_of(echo), _port_of(pipeline)
-            calls = _calls(env, await _seed(env))
+            pairs = await _seed(env)
+            calls = _calls(env, pairs)
 
             targets = [
                 Target(CEILING, f"127.0.0.1:{echo_port}", METHOD, echo.pid),
@@ -623,6 +707,9 @@ async def _bench() -> list[str | Row]:
                 ),
             ]
             tallies = await asyncio.to_thread(_measure, load, targets, calls)
+            admitted = await _freeze_probe(
+                f"127.0.0.1:{ports['admin']}", targets[-3:], pairs, calls[USER_READ]
+            )
             rss = {
                 name: _rss_mib(process.pid)
                 for name, process in (
@@ -632,7 +719,7 @@ async def _bench() -> list[str | Row]:
                     ("refund", refund),
                 )
             }
-    return _report(tallies, rss)
+    return [*_report(tallies, rss), *_freeze_rows(admitted)]
 
 
 def run() -> list[str | Row]:
