@@ -60,8 +60,10 @@ proto-check: setup  ## Fail when gen/python differs from what protos/ generate
 buf-breaking: setup node_modules/.installed  ## Compare protos/ with main's (use after all four services have landed)
 	$(BUF) breaking --against '.git#branch=main'
 
-bench: setup  ## Benchmarks; print ratios against a baseline measured in the same run
-	$(PY) -m benchmarks
+# One table at the end (each row with the command reproducing it), also written to
+# var/bench/<timestamp>.json and var/bench/latest.json; QUICK=1 shortens every round (< 2 min).
+bench: setup  ## Benchmarks; print ratios against a baseline measured in the same run (QUICK=1: short)
+	QUICK=$(QUICK) $(PY) -m benchmarks
 
 lock:  ## Re-resolve requirements.lock from pyproject.toml
 	$(PY) -m uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
