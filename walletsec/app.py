@@ -17,6 +17,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from rich.console import Console
 
+from wallet.common.v1 import paging_pb2
 from walletsec.connection import (
     TOKEN_ENV,
     TOKEN_FILE_ENV,
@@ -97,6 +98,24 @@ def state_of(ctx: typer.Context) -> State:
     state = ctx.find_object(State)
     assert state is not None, "the root callback sets the state"
     return state
+
+
+def paged(
+    fetch: Callable[[paging_pb2.PageRequest], Any], items_of: Callable[[Any], Any], limit: int
+) -> list[Any]:
+    """Up to `limit` items over as many pages as it takes: `fetch(page)` makes one call and
+    `items_of(reply)` picks its repeated field."""
+    items: list[Any] = []
+    token = ""
+    while len(items) < limit:
+        reply = fetch(
+            paging_pb2.PageRequest(page_size=min(limit - len(items), 200), page_token=token)
+        )
+        items.extend(items_of(reply))
+        token = reply.page.next_page_token
+        if not token:
+            break
+    return items[:limit]
 
 
 def handled(command: Callable[_P, _R]) -> Callable[_P, _R]:

@@ -1,13 +1,12 @@
 """The `walletsec` entry point: the root command with every command group registered.
 
-A service's commands plug in here: refund's queue (list, approve, reject, retry, re-route)
-becomes a `walletsec/refund.py` with its own Typer group, added below like `kyc`, and its
-audit chain one more entry in `walletsec.audit.AUDITED`.
+A service's commands plug in here, each group in a module of its own: `kyc` (the review
+queue) and `refund` (the refund queue: list, show, approve, reject, retry, reroute).
 """
 
 from __future__ import annotations
 
-from walletsec import accounts, audit, bulk, kyc
+from walletsec import accounts, audit, bulk, kyc, refund
 from walletsec.app import app
 
 __all__ = ["app", "main"]
@@ -16,6 +15,7 @@ accounts.register(app)
 bulk.register(app)
 app.add_typer(audit.commands, name="audit")
 app.add_typer(kyc.commands, name="kyc")
+app.add_typer(refund.commands, name="refund")
 
 
 def main() -> None:

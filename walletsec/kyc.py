@@ -14,11 +14,10 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from wallet.common.v1 import paging_pb2
 from wallet.kyc.v1 import kyc_review_service_pb2 as pb
 from wallet.kyc.v1 import kyc_review_service_pb2_grpc as rpc
 from wallet.kyc.v1 import types_pb2
-from walletsec.app import enum_name, handled, state_of, to_dict, when
+from walletsec.app import enum_name, handled, paged, state_of, to_dict, when
 from walletsec.connection import CliError, ExitCode
 
 _IMAGE_SUFFIXES: Final = {"image/jpeg": ".jpg", "image/png": ".png", "application/pdf": ".pdf"}
@@ -59,23 +58,13 @@ def list_queue(
     """List pending cases, earliest review deadline first."""
     state = state_of(ctx)
     stub = _stub(ctx)
-    items: list[pb.ReviewQueueItem] = []
-    token = ""
-    while len(items) < limit:
-        reply = state.connect().call(
-            "kyc",
-            stub.ListReviewQueue,
-            pb.ListReviewQueueRequest(
-                page=paging_pb2.PageRequest(
-                    page_size=min(limit - len(items), 200), page_token=token
-                )
-            ),
-        )
-        items.extend(reply.items)
-        token = reply.page.next_page_token
-        if not token:
-            break
-    items = items[:limit]
+    items: list[pb.ReviewQueueItem] = paged(
+        lambda page: state.connect().call(
+            "kyc", stub.ListReviewQueue, pb.ListReviewQueueRequest(page=page)
+        ),
+        lambda reply: reply.items,
+        limit,
+    )
     if state.json_output:
         state.emit([to_dict(item) for item in items])
         return
