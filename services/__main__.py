@@ -281,7 +281,7 @@ async def start_gateway(
 ) -> None:
     """Starts refund's simulated gateway in a process of its own and waits for it."""
     env = dict(os.environ)
-    env.setdefault(GATEWAY.port_variable, str(GATEWAY.port(env)))
+    env[GATEWAY.port_variable] = str(GATEWAY.port(env))  # an empty value means the default
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "services.refund.gateway_sim", env=env, cwd=ROOT
     )

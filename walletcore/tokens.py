@@ -130,6 +130,11 @@ class TokenIssuer:
         self._ring = ring
         self._clock = clock
 
+    @property
+    def clock(self) -> Clock:
+        """The clock whose times the issued tokens carry."""
+        return self._clock
+
     def access_token(
         self, *, account_id: str, session_id: str, ttl: timedelta = TokenKind.ACCESS.max_lifetime
     ) -> IssuedToken:

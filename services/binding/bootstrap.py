@@ -207,7 +207,6 @@ def build(settings: BindingSettings, *, clock: Clock = utc_now) -> BindingApp:
                 settings.service_identity_keys, settings.identity_issuer, clock=clock
             ),
             SERVICE_NAME,
-            clock=clock,
         )
     )
     auth_channel = clients.channel(

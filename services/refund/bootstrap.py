@@ -238,7 +238,6 @@ def build(
                 settings.service_identity_keys, settings.identity_issuer, clock=clock
             ),
             SERVICE_NAME,
-            clock=clock,
         )
     )
     auth = AuthStatusClient(

@@ -132,8 +132,7 @@ def service_token_issuer(
 ) -> TokenIssuer:
     """The issuer of this service's identity tokens: the configured identity signing keys
     (a `kid:base64url` spec), else the development identity ring every service trusts in
-    development. `clock` must be the one `ServiceTokens` caches by, or a re-minted token can
-    carry another clock's times."""
+    development, its tokens' times read from `clock` (which `ServiceTokens` also re-mints by)."""
     ring = configured_or_development(
         identity_keys,
         SigningKeyRing.from_spec,
@@ -143,7 +142,8 @@ def service_token_issuer(
 
 
 class ServiceTokens:
-    """This service's tokens, one per audience, re-minted `refresh_before` their expiry."""
+    """This service's tokens, one per audience, re-minted `refresh_before` their expiry on the
+    issuer's own clock (so the tokens' times and the re-minting can never disagree)."""
 
     def __init__(
         self,
@@ -152,7 +152,6 @@ class ServiceTokens:
         *,
         ttl: timedelta = SERVICE_TOKEN_TTL,
         refresh_before: timedelta = SERVICE_TOKEN_REFRESH_BEFORE,
-        clock: Clock = utc_now,
     ) -> None:
         if refresh_before >= ttl:
             raise ValueError("a token must be refreshed before it expires, not after")
@@ -160,12 +159,11 @@ class ServiceTokens:
         self._service = service
         self._ttl = ttl
         self._refresh_before = refresh_before
-        self._clock = clock
         self._tokens: dict[str, tuple[str, datetime]] = {}
 
     def token_for(self, audience: str) -> str:
         cached = self._tokens.get(audience)
-        if cached is not None and self._clock() < cached[1] - self._refresh_before:
+        if cached is not None and self._issuer.clock() < cached[1] - self._refresh_before:
             return cached[0]
         issued = self._issuer.service_token(service=self._service, audience=audience, ttl=self._ttl)
         self._tokens[audience] = (issued.token, issued.expires_at)

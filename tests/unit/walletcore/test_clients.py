@@ -40,7 +40,6 @@ async def test_a_service_token_is_reused_then_reminted_before_it_expires() -> No
         "kyc",
         ttl=timedelta(minutes=10),
         refresh_before=timedelta(minutes=2),
-        clock=clock,
     )
     first = tokens.token_for("auth")
     clock.now += timedelta(minutes=7, seconds=59)
