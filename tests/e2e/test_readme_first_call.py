@@ -36,11 +36,14 @@ def sms_blocks(console: Path) -> list[str]:
 
 
 async def printed_sms(console: Path, to: str) -> str:
+    """The body of the first SMS to `to`: its headers carry an idempotency key whose hex can
+    hold six digits in a row."""
     async with asyncio.timeout(SNIPPET_SECONDS):
         while True:
             for block in sms_blocks(console):
-                if f"To: {to}\n" in block:
-                    return block
+                headers, _, body = block.partition("\n\n")
+                if f"To: {to}\n" in headers + "\n":
+                    return body
             await asyncio.sleep(0.1)
 
 

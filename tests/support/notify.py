@@ -41,7 +41,9 @@ from walletcore.settings import NotifierSettings
 
 DEFAULT_WAIT_SECONDS = 5.0
 
-_CODE = re.compile(r"(?<!\d)\d{6}(?!\d)")
+# Word boundaries, not digit boundaries: an idempotency key's hex such as "053311ae" holds a
+# run of six digits that is not a code.
+_CODE = re.compile(r"\b\d{6}\b")
 
 _T = TypeVar("_T")
 
