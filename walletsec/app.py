@@ -24,6 +24,7 @@ from walletsec.connection import (
     CliError,
     Connection,
     ExitCode,
+    Transport,
     admin_addresses,
     environ,
     read_operator_token,
@@ -38,7 +39,9 @@ app = typer.Typer(
         "The security team's command line: freeze accounts (one or thousands), revoke "
         "sessions, read timelines, verify audit chains, review KYC cases.\n\n"
         f"The operator identity comes from --token-file, {TOKEN_FILE_ENV} or {TOKEN_ENV}; "
-        "admin addresses from WALLETSEC_<SERVICE>_ADMIN (default: the local stack's ports)."
+        "admin addresses from WALLETSEC_<SERVICE>_ADMIN (default: the local stack's ports); "
+        "TLS roots from WALLETSEC_CA_FILE (client certificate: WALLETSEC_CERT_FILE and "
+        "WALLETSEC_KEY_FILE)."
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -65,7 +68,9 @@ class State:
         if self.connection is None:
             env = environ()
             self.connection = Connection(
-                token=read_operator_token(self.token_file, env), addresses=admin_addresses(env)
+                token=read_operator_token(self.token_file, env),
+                addresses=admin_addresses(env),
+                transport=Transport.from_environ(env),
             )
         return self.connection
 

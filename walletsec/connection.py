@@ -4,6 +4,7 @@ refusal into the one line (and exit status) an operator reads instead of a trace
 from __future__ import annotations
 
 import enum
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -11,14 +12,21 @@ from pathlib import Path
 from typing import Final, TypeVar
 
 import grpc
+from pydantic import ValidationError
 
 from services.__main__ import HOST, STACK
+from walletcore.grpc.clients import InternalTargetOptions
 from walletcore.grpc.status import error_details
 from walletcore.validation import COMPACT_JWS
 
 # The names of the variables, not secrets.
 TOKEN_ENV: Final = "WALLETSEC_OPERATOR_TOKEN"  # noqa: S105
 TOKEN_FILE_ENV: Final = "WALLETSEC_OPERATOR_TOKEN_FILE"  # noqa: S105
+CA_FILE_ENV: Final = "WALLETSEC_CA_FILE"
+CERT_FILE_ENV: Final = "WALLETSEC_CERT_FILE"
+KEY_FILE_ENV: Final = "WALLETSEC_KEY_FILE"
+SERVER_NAME_ENV: Final = "WALLETSEC_SERVER_NAME"
+ALLOW_INSECURE_ENV: Final = "WALLETSEC_ALLOW_INSECURE"
 RPC_TIMEOUT_SECONDS: Final = 30.0
 MAX_RECEIVE_BYTES: Final = 16 * 1024 * 1024
 """KYC's GetCase returns up to three 5 MiB images (kyc_review_service.proto)."""
@@ -93,20 +101,85 @@ def read_operator_token(token_file: Path | None, environ: Mapping[str, str]) -> 
     return token
 
 
+@dataclass(frozen=True)
+class Transport:
+    """TLS for the admin channels (`WALLETSEC_CA_FILE`, with `WALLETSEC_CERT_FILE` and
+    `WALLETSEC_KEY_FILE` for mutual TLS, `WALLETSEC_SERVER_NAME` when the certificate names
+    another host), or plaintext, which carries the operator token readable on the wire and is
+    therefore only for loopback addresses unless `WALLETSEC_ALLOW_INSECURE=true` says the
+    network is protected otherwise (a `kubectl port-forward` is loopback too)."""
+
+    credentials: grpc.ChannelCredentials | None = None
+    server_name: str | None = None
+    allow_insecure: bool = False
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Transport:
+        def path(name: str) -> Path | None:
+            return Path(environ[name]) if environ.get(name) else None
+
+        try:
+            options = InternalTargetOptions(
+                ca_file=path(CA_FILE_ENV),
+                cert_file=path(CERT_FILE_ENV),
+                key_file=path(KEY_FILE_ENV),
+                server_name=environ.get(SERVER_NAME_ENV) or None,
+            )
+            credentials = options.credentials()
+        except ValidationError:
+            raise CliError(
+                f"{CERT_FILE_ENV} and {KEY_FILE_ENV} go together, and need {CA_FILE_ENV}",
+                ExitCode.BAD_INPUT,
+            ) from None
+        except OSError as error:
+            raise CliError(
+                f"cannot read the TLS file {error.filename}: {error.strerror}", ExitCode.BAD_INPUT
+            ) from None
+        allow = environ.get(ALLOW_INSECURE_ENV, "").strip().lower() in ("1", "true", "yes")
+        return cls(credentials, options.server_name, allow)
+
+    def open(self, address: str) -> grpc.Channel:
+        options: list[tuple[str, int | str]] = [
+            ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES)
+        ]
+        if self.credentials is not None:
+            if self.server_name:
+                options.append(("grpc.ssl_target_name_override", self.server_name))
+            return grpc.secure_channel(address, self.credentials, options=options)
+        if not (self.allow_insecure or is_loopback(address)):
+            raise CliError(
+                f"{address} is not a loopback address: set {CA_FILE_ENV} for TLS (or "
+                f"{ALLOW_INSECURE_ENV}=true where the network protects the operator token)",
+                ExitCode.BAD_INPUT,
+            )
+        return grpc.insecure_channel(address, options=options)
+
+
+def is_loopback(address: str) -> bool:
+    """`127.0.0.1:50052`, `[::1]:50052` or `localhost:50052`."""
+    if address.startswith("unix:"):
+        return True
+    host = address.rpartition(":")[0].strip("[]") if ":" in address else address
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 @dataclass
 class Connection:
     """Channels to the admin ports, opened on first use, and calls that fail as CliError."""
 
     token: str
     addresses: Mapping[str, str]
+    transport: Transport = field(default_factory=Transport)
     _channels: dict[str, grpc.Channel] = field(default_factory=dict)
 
     def channel(self, service: str) -> grpc.Channel:
         if service not in self._channels:
-            self._channels[service] = grpc.insecure_channel(
-                self.addresses[service],
-                options=[("grpc.max_receive_message_length", MAX_RECEIVE_BYTES)],
-            )
+            self._channels[service] = self.transport.open(self.addresses[service])
         return self._channels[service]
 
     def call(
@@ -124,7 +197,15 @@ class Connection:
                 timeout=timeout,
             )
         except grpc.RpcError as error:
-            raise rpc_failure(service, self.addresses[service], error, timeout) from None
+            failure = rpc_failure(service, self.addresses[service], error, timeout)
+            if failure.code == grpc.StatusCode.UNAVAILABLE and self.transport.credentials:
+                # A refused handshake looks the same as a server that is down.
+                failure = RpcFailure(
+                    f"{failure}, and that {CA_FILE_ENV} signs its certificate",
+                    failure.exit_code,
+                    failure.code,
+                )
+            raise failure from None
 
     def close(self) -> None:
         for channel in self._channels.values():

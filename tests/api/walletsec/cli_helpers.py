@@ -53,3 +53,12 @@ class Walletsec:
 
     def as_role(self, role: OperatorRole) -> Walletsec:
         return Walletsec({**self.env, "WALLETSEC_OPERATOR_TOKEN": operator_token(role)})
+
+
+def one_line_error(stderr: str) -> str:
+    """The one error line a failed command prints, never a traceback."""
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    assert lines[0].startswith("walletsec: error: ")
+    return lines[0]

@@ -8,7 +8,7 @@ import pytest
 
 from tests.api.auth.harness import AuthTestApp, operator_metadata
 from tests.api.auth.recovery_helpers import refused
-from tests.api.walletsec.cli_helpers import Walletsec
+from tests.api.walletsec.cli_helpers import Walletsec, one_line_error
 from wallet.auth.v1 import account_admin_service_pb2 as admin_pb
 from wallet.auth.v1 import auth_service_pb2 as auth_pb
 from wallet.auth.v1 import types_pb2
@@ -82,14 +82,6 @@ async def test_an_officer_revokes_the_sessions_of_an_account_without_freezing_it
     assert "1 session(s)" in revoked.stdout
     assert refusal.code == grpc.StatusCode.UNAUTHENTICATED
     assert await status_of(auth_app, user.account_id) == types_pb2.ACCOUNT_STATUS_ACTIVE
-
-
-def one_line_error(stderr: str) -> str:
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    assert "Traceback" not in stderr
-    assert lines[0].startswith("walletsec: error: ")
-    return lines[0]
 
 
 async def test_a_reviewer_token_is_refused_with_one_line_and_nothing_is_frozen(
