@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -74,14 +75,15 @@ async def binding() -> AsyncIterator[tuple[str, StandInBinding]]:
     await server.stop(0)
 
 
-@pytest.fixture
-async def gateway(tmp_path: Path) -> AsyncIterator[str]:
-    """The simulated gateway as a process, answering each payout after 3 seconds."""
+@asynccontextmanager
+async def simulated_gateway(tmp_path: Path, latency_seconds: float) -> AsyncIterator[str]:
+    """The simulated gateway as a process, answering each payout after `latency_seconds`;
+    yields its URL."""
     port = free_port()
     environment = {
         **os.environ,
         "REFUND_SIM_PORT": str(port),
-        "REFUND_SIM_LATENCY_SECONDS": "3",
+        "REFUND_SIM_LATENCY_SECONDS": str(latency_seconds),
     }
     with (tmp_path / "gateway.log").open("wb") as log:
         process = await asyncio.create_subprocess_exec(
@@ -94,13 +96,22 @@ async def gateway(tmp_path: Path) -> AsyncIterator[str]:
             stderr=log,
         )
     url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient() as client:
-        for _ in range(200):
-            try:
-                if (await client.get(f"{url}/health")).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                await asyncio.sleep(0.05)
-    yield url
-    process.send_signal(signal.SIGTERM)
-    await process.wait()
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(200):
+                try:
+                    if (await client.get(f"{url}/health")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.05)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await process.wait()
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path) -> AsyncIterator[str]:
+    """The simulated gateway, answering each payout after 3 seconds."""
+    async with simulated_gateway(tmp_path, latency_seconds=3) as url:
+        yield url
