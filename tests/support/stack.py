@@ -26,7 +26,8 @@ SERVING_LINE = "all services are serving"
 
 def stack_environment(tmp_path: Path, base_port: int) -> dict[str, str]:
     """The user's environment for the launcher: every member's ports from `base_port` on (ten
-    per member) and its database under `tmp_path`; nothing else of the test run's own."""
+    per member), its database and the development inbox under `tmp_path`; nothing else of the
+    test run's own."""
     environment = {
         name: value
         for name, value in os.environ.items()
@@ -39,6 +40,7 @@ def stack_environment(tmp_path: Path, base_port: int) -> dict[str, str]:
         environment[f"{member.prefix}DATABASE_URL"] = (
             f"sqlite+aiosqlite:///{tmp_path / (member.name + '.db')}"
         )
+        environment[f"{member.prefix}NOTIFIER__INBOX_PATH"] = str(tmp_path / "inbox.jsonl")
     # Each member uses 4 of its 10 ports: the simulated gateway takes the last of auth's.
     environment[GATEWAY.port_variable] = str(gateway_port(base_port))
     return environment
