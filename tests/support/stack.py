@@ -8,7 +8,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,13 +87,14 @@ async def wait_for_serving_line(launcher: Launcher) -> None:
 
 @asynccontextmanager
 async def serving_stack(
-    tmp_path: Path, base_port: int
+    tmp_path: Path, base_port: int, settings: Mapping[str, str] | None = None
 ) -> AsyncIterator[tuple[Launcher, dict[str, str]]]:
-    """A launcher serving every member on `base_port`'s range, stopped for good afterwards."""
+    """A launcher serving every member on `base_port`'s range, with the members' `settings`
+    (variables) on top, stopped for good afterwards."""
     for port in stack_ports(base_port):
         if not port_is_free(port, reuse_address=port == gateway_port(base_port)):
             pytest.fail(f"port {port} of this test's range is taken before the test")
-    environment = stack_environment(tmp_path, base_port)
+    environment = {**stack_environment(tmp_path, base_port), **(settings or {})}
     launcher = await launch(environment, tmp_path, "first")
     try:
         await wait_for_serving_line(launcher)

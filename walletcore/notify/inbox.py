@@ -14,7 +14,7 @@ refuse `NOTIFIER__INBOX_PATH`). A redelivered outbox event appears again with th
     inbox = DevelopmentInbox(Path("var/inbox.jsonl"))
     mark = inbox.mark()                      # before the request that sends a code
     ...
-    message = inbox.wait_for("+8613800138000", after=mark)
+    message = inbox.wait_for("+8613800138000", after=mark, where=has_code)
     code = one_time_code(message.body)
 """
 
@@ -25,6 +25,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -65,6 +66,15 @@ def one_time_code(text: str) -> str:
     if len(codes) != 1:
         raise ValueError(f"expected one 6-digit code in the message, found {len(codes)}")
     return str(codes.pop())
+
+
+def has_code(message: InboxMessage) -> bool:
+    """Whether the message carries one 6-digit code (a security notice carries none)."""
+    return len(set(_CODE.findall(message.body))) == 1
+
+
+def _any(message: InboxMessage) -> bool:
+    return True
 
 
 class DevelopmentInbox:
@@ -111,21 +121,29 @@ class DevelopmentInbox:
         """How many messages the inbox holds now: `wait_for(after=...)` skips them."""
         return len(self.messages())
 
-    def latest_to(self, address: str, *, after: int = 0) -> InboxMessage | None:
-        """The newest message to `address` (an E.164 number or an e-mail address), skipping
-        the first `after` messages of the file."""
+    def latest_to(
+        self, address: str, *, after: int = 0, where: Callable[[InboxMessage], bool] = _any
+    ) -> InboxMessage | None:
+        """The newest message to `address` (an E.164 number or an e-mail address) for which
+        `where` holds (`has_code`: one carrying a code, not a security notice), skipping the
+        first `after` messages of the file."""
         for message in reversed(self.messages()[after:]):
-            if message.to == address:
+            if message.to == address and where(message):
                 return message
         return None
 
     def wait_for(
-        self, address: str, *, after: int = 0, timeout: float = WAIT_SECONDS
+        self,
+        address: str,
+        *,
+        after: int = 0,
+        where: Callable[[InboxMessage], bool] = _any,
+        timeout: float = WAIT_SECONDS,
     ) -> InboxMessage:
-        """The newest message to `address` after the first `after`, waiting for one to arrive
-        (services send through an outbox, a moment after the request that asked)."""
+        """`latest_to`, waiting for such a message to arrive (services send through an
+        outbox, a moment after the request that asked)."""
         deadline = time.monotonic() + timeout
-        while (message := self.latest_to(address, after=after)) is None:
+        while (message := self.latest_to(address, after=after, where=where)) is None:
             if time.monotonic() >= deadline:
                 raise InboxTimeout(
                     f"no message arrived in {self.path} within {timeout:g} s: is the stack "
