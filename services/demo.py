@@ -76,6 +76,9 @@ PNG: Final = b"\x89PNG\r\n\x1a\n" + b"\x22" * 2048
 PAYMENT_MINOR: Final = 10_000
 REFUND_MINOR: Final = 3_000
 CURRENCY: Final = "CNY"
+RECOVERY_CODES: Final = 10
+TICKET: Final = "DEMO-1"
+TOKEN_TTL: Final = dt.timedelta(minutes=15)
 CLIENT: Final = client_pb2.ClientContext(device_id="make-demo", platform=client_pb2.PLATFORM_WEB)
 
 _R = TypeVar("_R")
@@ -136,6 +139,24 @@ class Authenticator:
 
 
 @dataclass
+class User:
+    """What the walk-through learns about its user on the way."""
+
+    account_id: str
+    metadata: Metadata
+    app: Authenticator | None = None
+    recovery_codes: list[str] = field(default_factory=list)
+    card_id: str = ""
+    payment_id: str = ""
+
+    def recovery_code(self) -> auth_types.SecondFactor:
+        """An unused recovery code (each works once)."""
+        if not self.recovery_codes:
+            raise StepFailed("no recovery code left")
+        return auth_types.SecondFactor(recovery_code=self.recovery_codes.pop())
+
+
+@dataclass
 class Demo:
     stack: Stack
     inbox: DevelopmentInbox
@@ -165,6 +186,26 @@ class Demo:
         if address not in self.channels:
             self.channels[address] = grpc.insecure_channel(address)
         return self.channels[address]
+
+    @property
+    def contact(self) -> contact_pb2.Contact:
+        return contact_pb2.Contact(phone=self.phone)
+
+    @property
+    def auth(self) -> auth_service_pb2_grpc.AuthServiceStub:
+        return auth_service_pb2_grpc.AuthServiceStub(self.channel("auth", "PUBLIC"))
+
+    @property
+    def kyc(self) -> kyc_service_pb2_grpc.KycServiceStub:
+        return kyc_service_pb2_grpc.KycServiceStub(self.channel("kyc", "PUBLIC"))
+
+    @property
+    def cards(self) -> binding_service_pb2_grpc.BindingServiceStub:
+        return binding_service_pb2_grpc.BindingServiceStub(self.channel("binding", "PUBLIC"))
+
+    @property
+    def refunds(self) -> refund_service_pb2_grpc.RefundServiceStub:
+        return refund_service_pb2_grpc.RefundServiceStub(self.channel("refund", "PUBLIC"))
 
     def call(
         self, what: str, method: Callable[..., _R], request: object, metadata: Metadata = ()
@@ -225,7 +266,7 @@ class Demo:
         token = self.issuer.operator_token(
             operator_id=f"demo-{role.value.replace('_', '-')}",
             role=role.value,
-            ttl=dt.timedelta(minutes=15),
+            ttl=TOKEN_TTL,
         ).token
         environment = {
             **self.stack.environ,
@@ -282,109 +323,135 @@ class Demo:
 
     def run(self) -> None:
         self.check_serving()
-        auth = auth_service_pb2_grpc.AuthServiceStub(self.channel("auth", "PUBLIC"))
-        phone = contact_pb2.Contact(phone=self.phone)
+        user = self.register()
+        self.enrol_totp(user)
+        self.sign_out_and_in(user)
+        self.reset_password(user)
+        self.verify_identity(user)
+        self.bind_card(user)
+        self.record_payment(user)
+        self.refund_to_card(user)
+        self.freeze(user)
+        self.frozen_everywhere(user)
+        self.unfreeze(user)
+        self.timeline(user)
+        self.out(f"\ndemo complete: {self.number} steps, account {user.account_id}")
 
+    # -- the steps ------------------------------------------------------------------------
+
+    def register(self) -> User:
         self.step(f"register by phone {self.phone}")
         mark = self.inbox.mark()
         started = self.call(
             "auth StartRegistration",
-            auth.StartRegistration,
+            self.auth.StartRegistration,
             auth_pb.StartRegistrationRequest(
-                request_id=request_id(), contact=phone, password=PASSWORD
+                request_id=request_id(), contact=self.contact, password=PASSWORD
             ),
         )
-        code = self.code_sent(after=mark)
         registered = self.call(
             "auth CompleteRegistration",
-            auth.CompleteRegistration,
+            self.auth.CompleteRegistration,
             auth_pb.CompleteRegistrationRequest(
                 request_id=request_id(),
                 registration_id=started.registration_id,
-                code=code,
+                code=self.code_sent(after=mark),
                 client=CLIENT,
             ),
         )
-        account_id = registered.account_id
-        user = bearer(registered.tokens.access_token)
-        self.say(f"account {account_id} created and signed in")
+        self.say(f"account {registered.account_id} created and signed in")
+        return User(registered.account_id, bearer(registered.tokens.access_token))
 
+    def enrol_totp(self, user: User) -> None:
         self.step("enrol TOTP with an authenticator app")
         enrolment = self.call(
             "auth StartTotpEnrollment",
-            auth.StartTotpEnrollment,
+            self.auth.StartTotpEnrollment,
             auth_pb.StartTotpEnrollmentRequest(request_id=request_id()),
-            user,
+            user.metadata,
         )
-        app = Authenticator(enrolment.secret)
+        user.app = Authenticator(enrolment.secret)
         self.say(f"the app scans {enrolment.otpauth_uri.split('?')[0]}?...")
         confirmed = self.call(
             "auth ConfirmTotpEnrollment",
-            auth.ConfirmTotpEnrollment,
+            self.auth.ConfirmTotpEnrollment,
             auth_pb.ConfirmTotpEnrollmentRequest(
-                request_id=request_id(), enrollment_id=enrolment.enrollment_id, code=app.code()
+                request_id=request_id(),
+                enrollment_id=enrolment.enrollment_id,
+                code=user.app.code(),
             ),
-            user,
+            user.metadata,
         )
-        recovery_codes = list(confirmed.recovery_codes)
-        if len(recovery_codes) != 10:
-            raise StepFailed(f"expected 10 recovery codes, got {len(recovery_codes)}")
-        self.say(f"TOTP enabled; {len(recovery_codes)} recovery codes to keep somewhere safe")
+        user.recovery_codes = list(confirmed.recovery_codes)
+        if len(user.recovery_codes) != RECOVERY_CODES:
+            raise StepFailed(
+                f"expected {RECOVERY_CODES} recovery codes, got {len(user.recovery_codes)}"
+            )
+        self.say(f"TOTP enabled; {RECOVERY_CODES} recovery codes to keep somewhere safe")
 
+    def sign_out_and_in(self, user: User) -> None:
         self.step("sign out, then sign in with the password and a TOTP code")
-        self.call(
-            "auth SignOut", auth.SignOut, auth_pb.SignOutRequest(request_id=request_id()), user
-        )
-        seen = self.refused_any("auth GetAccount with the signed-out token", auth, user)
-        self.say(f"signed out: the old token is refused ({seen})")
-        user = self.sign_in(auth, phone, PASSWORD, auth_types.SecondFactor(totp_code=app.code()))
+        signing_out = auth_pb.SignOutRequest(request_id=request_id())
+        self.call("auth SignOut", self.auth.SignOut, signing_out, user.metadata)
+        try:
+            self.auth.GetAccount(
+                auth_pb.GetAccountRequest(), metadata=user.metadata, timeout=RPC_SECONDS
+            )
+        except grpc.RpcError as error:
+            self.say(f"signed out: the old token is refused ({refused_reason(error)})")
+        else:
+            raise StepFailed("auth GetAccount accepted the token of a signed-out session")
+        if user.app is None:
+            raise StepFailed("no authenticator app was enrolled")
+        totp = auth_types.SecondFactor(totp_code=user.app.code())
+        user.metadata = self.sign_in(PASSWORD, totp)
         self.say("signed in: the password, then the TOTP code")
 
+    def reset_password(self, user: User) -> None:
         self.step("reset the password with a code sent by SMS")
         mark = self.inbox.mark()
         reset = self.call_after_resend_interval(
             "auth StartCredentialReset",
-            auth.StartCredentialReset,
+            self.auth.StartCredentialReset,
             lambda: auth_pb.StartCredentialResetRequest(
                 request_id=request_id(),
-                identifier=phone,
+                identifier=self.contact,
                 channel=auth_types.DELIVERY_CHANNEL_SMS,
             ),
         )
-        code = self.code_sent(after=mark)
         self.call(
             "auth CompleteCredentialReset",
-            auth.CompleteCredentialReset,
+            self.auth.CompleteCredentialReset,
             auth_pb.CompleteCredentialResetRequest(
                 request_id=request_id(),
                 reset_id=reset.reset_id,
-                code=code,
+                code=self.code_sent(after=mark),
                 new_password=NEW_PASSWORD,
                 # The account has TOTP, so a reset needs a second factor too.
-                second_factor=auth_types.SecondFactor(recovery_code=recovery_codes.pop()),
+                second_factor=user.recovery_code(),
             ),
         )
         self.say("new password set with the SMS code and a recovery code (TOTP is on)")
+        wrong = "UNAUTHENTICATED/CREDENTIALS_INVALID"
         self.refused(
             "auth SignIn with the old password",
-            auth.SignIn,
+            self.auth.SignIn,
             auth_pb.SignInRequest(
-                request_id=request_id(), identifier=phone, password=PASSWORD, client=CLIENT
+                request_id=request_id(), identifier=self.contact, password=PASSWORD, client=CLIENT
             ),
             (),
-            "UNAUTHENTICATED/CREDENTIALS_INVALID",
+            wrong,
         )
-        self.say("the old password is refused (UNAUTHENTICATED/CREDENTIALS_INVALID)")
-        user = self.sign_in(
-            auth, phone, NEW_PASSWORD, auth_types.SecondFactor(recovery_code=recovery_codes.pop())
-        )
+        self.say(f"the old password is refused ({wrong})")
+        # The TOTP code of this 30-second step is spent: a recovery code signs in now.
+        user.metadata = self.sign_in(NEW_PASSWORD, user.recovery_code())
         self.say("signed in with the new password (the reset ended every session)")
 
+    def verify_identity(self, user: User) -> None:
         self.step("submit KYC, and approve it as a reviewer")
-        kyc = kyc_service_pb2_grpc.KycServiceStub(self.channel("kyc", "PUBLIC"))
         submitted = self.call(
             "kyc SubmitVerification",
-            kyc.SubmitVerification,
+            self.kyc.SubmitVerification,
             kyc_pb.SubmitVerificationRequest(
                 request_id=request_id(),
                 legal_name=LEGAL_NAME,
@@ -397,23 +464,26 @@ class Demo:
                 back_image=kyc_types.DocumentImage(content=PNG, content_type="image/png"),
                 selfie_image=kyc_types.DocumentImage(content=JPEG, content_type="image/jpeg"),
             ),
-            user,
-        )
-        case_id = submitted.verification.verification_id
-        self.say(f"case {case_id} submitted ({self.kyc_state(submitted.verification.state)})")
+            user.metadata,
+        ).verification
+        case_id = submitted.verification_id
+        self.say(f"case {case_id} submitted ({self.kyc_state(submitted.state)})")
         self.walletsec(OperatorRole.KYC_REVIEWER, "kyc", "decide", case_id, "--decision", "approve")
         verification = self.call(
-            "kyc GetVerification", kyc.GetVerification, kyc_pb.GetVerificationRequest(), user
+            "kyc GetVerification",
+            self.kyc.GetVerification,
+            kyc_pb.GetVerificationRequest(),
+            user.metadata,
         ).verification
         if verification.state != kyc_types.VERIFICATION_STATE_APPROVED:
             raise StepFailed(f"the case is {self.kyc_state(verification.state)}, not approved")
         self.say("the user sees the case approved")
 
+    def bind_card(self, user: User) -> None:
         self.step("bind a card")
-        cards = binding_service_pb2_grpc.BindingServiceStub(self.channel("binding", "PUBLIC"))
         bound = self.call(
             "binding BindCard",
-            cards.BindCard,
+            self.cards.BindCard,
             binding_pb.BindCardRequest(
                 request_id=request_id(),
                 card_number=TEST_CARD,
@@ -421,131 +491,119 @@ class Demo:
                 expiry_year=dt.datetime.now(dt.UTC).year + 3,
                 holder_name=LEGAL_NAME.upper(),  # matched with the approved KYC name
             ),
-            user,
+            user.metadata,
         ).card
+        user.card_id = bound.card_id
         self.say(f"card {bound.card_id} bound: ****{bound.last4}, holder {bound.holder_name}")
 
+    def record_payment(self, user: User) -> None:
         self.step("the payment system records a captured payment from that card")
         ledger = payment_ledger_service_pb2_grpc.PaymentLedgerServiceStub(
             self.channel("refund", "INTERNAL")
         )
-        payments = bearer(
-            self.issuer.service_token(
-                service="payments", audience="refund", ttl=dt.timedelta(minutes=15)
-            ).token
-        )
+        payments = self.issuer.service_token(service="payments", audience="refund", ttl=TOKEN_TTL)
         payment = self.call(
             "refund RecordCapturedPayment",
             ledger.RecordCapturedPayment,
             ledger_pb.RecordCapturedPaymentRequest(
                 request_id=request_id(),
                 payment_id=f"pay_demo_{secrets.token_hex(6)}",
-                account_id=account_id,
+                account_id=user.account_id,
                 amount=money_pb2.Money(amount_minor=PAYMENT_MINOR, currency=CURRENCY),
-                source_instrument_id=bound.card_id,
+                source_instrument_id=user.card_id,
                 captured_at=timestamp(dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)),
             ),
-            payments,
+            bearer(payments.token),
         ).payment
+        user.payment_id = payment.payment_id
         self.say(
             f"payment {payment.payment_id}: {money(PAYMENT_MINOR)} captured an hour ago "
             "(internal API, the payment system's service identity)"
         )
 
+    def refund_to_card(self, user: User) -> None:
         self.step(f"refund {money(REFUND_MINOR)} of it back to the card, to SUCCEEDED")
-        refunds = refund_service_pb2_grpc.RefundServiceStub(self.channel("refund", "PUBLIC"))
         refund = self.call(
             "refund RequestRefund",
-            refunds.RequestRefund,
-            self.refund_request(payment.payment_id),
-            user,
+            self.refunds.RequestRefund,
+            self.refund_request(user.payment_id),
+            user.metadata,
         ).refund
         self.say(f"refund {refund.refund_id}: {self.refund_state(refund.state)}")
-        self.follow_refund(refunds, refund, user, bound.card_id)
+        self.follow_refund(refund, user)
 
+    def freeze(self, user: User) -> None:
         self.step("freeze the account as a security officer")
         self.walletsec(
             OperatorRole.SECURITY_OFFICER,
             "freeze",
-            account_id,
+            user.account_id,
             "--reason",
             "make demo: reported stolen phone",
             "--ticket",
-            "DEMO-1",
+            TICKET,
         )
 
+    def frozen_everywhere(self, user: User) -> None:
         self.step("every service refuses the frozen account's next request")
         frozen = "FAILED_PRECONDITION/ACCOUNT_FROZEN"
-        for service, what, method, request in (
-            ("auth", "auth GetAccount", auth.GetAccount, auth_pb.GetAccountRequest()),
-            ("kyc", "kyc GetVerification", kyc.GetVerification, kyc_pb.GetVerificationRequest()),
-            ("binding", "binding ListCards", cards.ListCards, binding_pb.ListCardsRequest()),
+        requests: tuple[tuple[str, Callable[..., object], object], ...] = (
+            ("auth GetAccount", self.auth.GetAccount, auth_pb.GetAccountRequest()),
+            ("kyc GetVerification", self.kyc.GetVerification, kyc_pb.GetVerificationRequest()),
+            ("binding ListCards", self.cards.ListCards, binding_pb.ListCardsRequest()),
             (
-                "refund",
                 "refund RequestRefund",
-                refunds.RequestRefund,
-                self.refund_request(payment.payment_id),
+                self.refunds.RequestRefund,
+                self.refund_request(user.payment_id),
             ),
-        ):
-            self.refused(what, method, request, user, frozen)
-            self.say(f"{service:8} {what.split()[1]}: refused ({frozen})")
+        )
+        for what, method, request in requests:
+            self.refused(what, method, request, user.metadata, frozen)
+            service, rpc = what.split()
+            self.say(f"{service:8} {rpc}: refused ({frozen})")
 
+    def unfreeze(self, user: User) -> None:
         self.step("unfreeze it; the user signs in again")
         self.walletsec(
             OperatorRole.SECURITY_OFFICER,
             "unfreeze",
-            account_id,
+            user.account_id,
             "--reason",
             "make demo: the owner proved their identity",
             "--ticket",
-            "DEMO-1",
+            TICKET,
         )
-        user = self.sign_in(
-            auth, phone, NEW_PASSWORD, auth_types.SecondFactor(recovery_code=recovery_codes.pop())
-        )
-        cards_seen = self.call(
-            "binding ListCards", cards.ListCards, binding_pb.ListCardsRequest(), user
+        user.metadata = self.sign_in(NEW_PASSWORD, user.recovery_code())
+        cards = self.call(
+            "binding ListCards", self.cards.ListCards, binding_pb.ListCardsRequest(), user.metadata
         ).cards
-        self.say(f"signed in (with a recovery code); binding lists {len(cards_seen)} card(s)")
+        self.say(f"signed in (with a recovery code); binding lists {len(cards)} card(s)")
 
+    def timeline(self, user: User) -> None:
         self.step("the user's security timeline, as the security team sees it")
-        printed = self.walletsec(OperatorRole.SECURITY_OFFICER, "timeline", account_id)
-        for event in ("account_frozen", "account_unfrozen", "sign_in"):
+        printed = self.walletsec(OperatorRole.SECURITY_OFFICER, "timeline", user.account_id)
+        for event in ("account_created", "totp_enabled", "credential_reset", "account_frozen"):
             if event not in printed:
                 raise StepFailed(f"the timeline shows no {event} event")
-
-        self.out(f"\ndemo complete: {self.number} steps, account {account_id}")
+        if "account_unfrozen" not in printed:
+            raise StepFailed("the timeline shows no account_unfrozen event")
 
     # -- pieces of steps ------------------------------------------------------------------
 
-    def refused_any(
-        self, what: str, auth: auth_service_pb2_grpc.AuthServiceStub, metadata: Metadata
-    ) -> str:
-        try:
-            auth.GetAccount(auth_pb.GetAccountRequest(), metadata=metadata, timeout=RPC_SECONDS)
-        except grpc.RpcError as error:
-            return refused_reason(error)
-        raise StepFailed(f"{what} succeeded; a signed-out token must be refused")
-
-    def sign_in(
-        self,
-        auth: auth_service_pb2_grpc.AuthServiceStub,
-        phone: contact_pb2.Contact,
-        password: str,
-        second_factor: auth_types.SecondFactor,
-    ) -> Metadata:
+    def sign_in(self, password: str, second_factor: auth_types.SecondFactor) -> Metadata:
+        """Password, then the second factor this TOTP account needs: the new session."""
         signed_in = self.call(
             "auth SignIn",
-            auth.SignIn,
+            self.auth.SignIn,
             auth_pb.SignInRequest(
-                request_id=request_id(), identifier=phone, password=password, client=CLIENT
+                request_id=request_id(), identifier=self.contact, password=password, client=CLIENT
             ),
         )
         if signed_in.WhichOneof("result") != "second_factor_required":
             raise StepFailed("auth SignIn did not ask for the second factor of a TOTP account")
         completed = self.call(
             "auth CompleteSignIn",
-            auth.CompleteSignIn,
+            self.auth.CompleteSignIn,
             auth_pb.CompleteSignInRequest(
                 request_id=request_id(),
                 ticket=signed_in.second_factor_required.ticket,
@@ -562,13 +620,7 @@ class Demo:
             reason=refund_types.REFUND_REASON_NOT_RECEIVED,
         )
 
-    def follow_refund(
-        self,
-        refunds: refund_service_pb2_grpc.RefundServiceStub,
-        refund: refund_types.Refund,
-        user: Metadata,
-        card_id: str,
-    ) -> None:
+    def follow_refund(self, refund: refund_types.Refund, user: User) -> None:
         """Polls the user's GetRefund until SUCCEEDED, printing each new state."""
         state = refund.state
         deadline = time.monotonic() + REFUND_SECONDS
@@ -586,16 +638,16 @@ class Demo:
             time.sleep(REFUND_POLL_SECONDS)
             refund = self.call(
                 "refund GetRefund",
-                refunds.GetRefund,
+                self.refunds.GetRefund,
                 refund_pb.GetRefundRequest(refund_id=refund.refund_id),
-                user,
+                user.metadata,
             ).refund
             if refund.state != state:
                 state = refund.state
                 self.say(f"-> {self.refund_state(state)}")
-        if refund.instrument_id != card_id:
-            raise StepFailed(f"the refund went to {refund.instrument_id}, not the card {card_id}")
-        self.say(f"paid back to card {card_id}")
+        if refund.instrument_id != user.card_id:
+            raise StepFailed(f"the refund went to {refund.instrument_id}, not the card")
+        self.say(f"paid back to card {user.card_id}")
 
     @staticmethod
     def kyc_state(state: kyc_types.VerificationState.ValueType) -> str:
