@@ -50,6 +50,12 @@ class NotifierSettings(BaseModel):
     """Development: also append every message, code included, to this JSON-lines file
     (`walletcore.notify.inbox`); `make run` sets `var/inbox.jsonl`."""
 
+    @field_validator("inbox_path", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `AUTH_NOTIFIER__INBOX_PATH=` means no inbox, not the current directory.
+        return None if value == "" else value
+
     @model_validator(mode="after")
     def _adapters_are_complete(self) -> NotifierSettings:
         if self.email_adapter == "smtp" and not self.smtp_host:

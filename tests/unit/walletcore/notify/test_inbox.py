@@ -139,3 +139,7 @@ def test_production_refuses_the_inbox(tmp_path: Path) -> None:
     assert settings.production_problems("AUTH_NOTIFIER") == [
         "AUTH_NOTIFIER__INBOX_PATH must be unset (the inbox holds codes)"
     ]
+
+
+def test_an_empty_inbox_path_means_no_inbox() -> None:
+    assert NotifierSettings.model_validate({"inbox_path": ""}).inbox_path is None
