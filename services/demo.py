@@ -277,15 +277,18 @@ class Demo:
         }
         environment.pop("WALLETSEC_OPERATOR_TOKEN_FILE", None)
         self.say(f"$ walletsec {shlex.join(arguments)}    (as {role.value})")
-        finished = subprocess.run(  # noqa: S603 (our own interpreter, our own arguments)
-            [sys.executable, "-m", "walletsec", *arguments],
-            env=environment,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=CLI_SECONDS,
-            check=False,
-        )
+        try:
+            finished = subprocess.run(  # noqa: S603 (our own interpreter, our own arguments)
+                [sys.executable, "-m", "walletsec", *arguments],
+                env=environment,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=CLI_SECONDS,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise StepFailed(f"walletsec did not finish within {CLI_SECONDS:g} s") from None
         if finished.returncode != 0:
             said = finished.stderr.strip().splitlines()
             raise StepFailed(
