@@ -6,8 +6,7 @@ Each service keeps its own SQLite file under `var/` and the in-process rate limi
 when REDIS_URL is set), appends the SMS and e-mail it sends (also printed) to the development
 inbox `var/inbox.jsonl` (`walletcore.notify.inbox`, where `make demo` reads its codes),
 listens on the fixed local ports below, and is started in dependency order once the one
-before answers its health check. Ctrl-C (or SIGTERM) stops them all
-gracefully.
+before answers its health check. Ctrl-C (or SIGTERM) stops them all gracefully.
 
 A variable the user set wins over the launcher's default: `AUTH_PUBLIC_PORT=6000 make run`
 moves auth's public port, `AUTH_DATABASE_URL` its database. Every port must be free before
@@ -120,9 +119,9 @@ def present_members() -> list[StackMember]:
 
 def inbox_path(environ: Mapping[str, str], var_dir: Path | None = None) -> Path:
     """The development inbox auth writes to: AUTH_NOTIFIER__INBOX_PATH, else `var/inbox.jsonl`."""
+    # Auth is the member that sends; every member gets the same default.
     return Path(
-        environ.get(f"{STACK[0].prefix}NOTIFIER__INBOX_PATH")
-        or (var_dir or ROOT / "var") / "inbox.jsonl"
+        environ.get("AUTH_NOTIFIER__INBOX_PATH") or (var_dir or ROOT / "var") / "inbox.jsonl"
     )
 
 
