@@ -7,7 +7,7 @@ PY      := $(VENV)/bin/python
 BUF     := node_modules/.bin/buf
 STAMP   := $(VENV)/.installed
 
-.PHONY: help setup run test test-fast fuzz lint proto proto-check buf-breaking bench lock clean
+.PHONY: help setup run demo test test-fast fuzz lint proto proto-check buf-breaking bench lock clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -31,6 +31,10 @@ setup: $(STAMP)  ## Create .venv and install the pinned Python dependencies
 
 run: setup  ## Start every service on embedded defaults (SQLite, in-process limiter)
 	$(PY) -m services
+
+# Against the stack `make run` serves (in another terminal); the same variables find moved ports.
+demo: setup  ## Narrated walk-through against the running `make run` stack (codes from var/inbox.jsonl)
+	$(PY) -m services.demo
 
 test: setup  ## Run the whole test suite (real PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set)
 	$(PY) -m pytest

@@ -3,9 +3,10 @@ and refund's simulated payout gateway in one of its own (as a provider would be)
 REFUND_GATEWAY_URL names another.
 
 Each service keeps its own SQLite file under `var/` and the in-process rate limiter (or Redis
-when REDIS_URL is set), listens on the fixed local ports below, and is started in dependency
-order once the one before answers its health check. Ctrl-C (or SIGTERM) stops them all
-gracefully.
+when REDIS_URL is set), appends the SMS and e-mail it sends (also printed) to the development
+inbox `var/inbox.jsonl` (`walletcore.notify.inbox`, where `make demo` reads its codes),
+listens on the fixed local ports below, and is started in dependency order once the one
+before answers its health check. Ctrl-C (or SIGTERM) stops them all gracefully.
 
 A variable the user set wins over the launcher's default: `AUTH_PUBLIC_PORT=6000 make run`
 moves auth's public port, `AUTH_DATABASE_URL` its database. Every port must be free before
@@ -116,15 +117,25 @@ def present_members() -> list[StackMember]:
     return [m for m in STACK if (ROOT / "services" / m.name / "__main__.py").is_file()]
 
 
+def inbox_path(environ: Mapping[str, str], var_dir: Path | None = None) -> Path:
+    """The development inbox auth writes to: AUTH_NOTIFIER__INBOX_PATH, else `var/inbox.jsonl`."""
+    # Auth is the member that sends; every member gets the same default.
+    return Path(
+        environ.get("AUTH_NOTIFIER__INBOX_PATH") or (var_dir or ROOT / "var") / "inbox.jsonl"
+    )
+
+
 def member_environment(
     member: StackMember, var_dir: Path, environ: Mapping[str, str] | None = None
 ) -> dict[str, str]:
     """The child's environment: the user's, plus the launcher's defaults for what it left
-    unset (ports, database, Redis, the addresses of the members it calls)."""
+    unset (ports, database, Redis, the development inbox, the addresses of the members it
+    calls)."""
     env = dict(os.environ if environ is None else environ)
     p = member.prefix
     defaults = {f"{p}{kind}_PORT": str(port) for kind, port in member.ports(env).items()}
     defaults[f"{p}DATABASE_URL"] = f"sqlite+aiosqlite:///{var_dir / (member.name + '.db')}"
+    defaults[f"{p}NOTIFIER__INBOX_PATH"] = str(var_dir / "inbox.jsonl")
     if redis_url := env.get("REDIS_URL"):
         defaults[f"{p}REDIS_URL"] = redis_url
     by_name = {m.name: m for m in STACK}
@@ -326,6 +337,11 @@ async def run_stack() -> int:
                 f"metrics http://{HOST}:{ports['METRICS']}/metrics",
                 flush=True,
             )
+        print(
+            f"inbox    {inbox_path(os.environ, var_dir)}  every SMS and e-mail sent "
+            "(also printed above; `make demo` reads its codes there)",
+            flush=True,
+        )
         print("all services are serving; Ctrl-C stops them", flush=True)
         exited = [asyncio.create_task(p.wait()) for _, p in processes]
         stopper = asyncio.create_task(stop.wait())

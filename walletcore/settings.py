@@ -9,6 +9,7 @@ every offending variable in one error, never its value.
 from __future__ import annotations
 
 import enum
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
@@ -45,6 +46,16 @@ class NotifierSettings(BaseModel):
     sms_webhook_url: HttpUrl | None = None
     sms_timeout_seconds: float = Field(default=5.0, gt=0)
 
+    inbox_path: Path | None = None
+    """Development: also append every message, code included, to this JSON-lines file
+    (`walletcore.notify.inbox`); `make run` sets `var/inbox.jsonl`."""
+
+    @field_validator("inbox_path", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `AUTH_NOTIFIER__INBOX_PATH=` means no inbox, not the current directory.
+        return None if value == "" else value
+
     @model_validator(mode="after")
     def _adapters_are_complete(self) -> NotifierSettings:
         if self.email_adapter == "smtp" and not self.smtp_host:
@@ -62,6 +73,8 @@ class NotifierSettings(BaseModel):
             problems.append(f"{env_name}__EMAIL_ADAPTER must be smtp (console prints codes)")
         if self.sms_adapter == "console":
             problems.append(f"{env_name}__SMS_ADAPTER must be webhook (console prints codes)")
+        if self.inbox_path is not None:
+            problems.append(f"{env_name}__INBOX_PATH must be unset (the inbox holds codes)")
         # Codes must not cross the network in clear.
         if self.email_adapter == "smtp" and not (self.smtp_starttls or self.smtp_implicit_tls):
             problems.append(

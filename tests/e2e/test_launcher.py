@@ -126,6 +126,7 @@ def test_unset_variables_get_the_fixed_local_defaults(tmp_path: Path) -> None:
         "9101",
     ]
     assert env["AUTH_DATABASE_URL"] == f"sqlite+aiosqlite:///{tmp_path / 'auth.db'}"
+    assert env["AUTH_NOTIFIER__INBOX_PATH"] == str(tmp_path / "inbox.jsonl")
     assert env["AUTH_REDIS_URL"] == "redis://127.0.0.1:6379/0"
 
 

@@ -24,7 +24,6 @@ import email
 import email.message
 import email.policy
 import json
-import re
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -37,23 +36,20 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from walletcore.notify.inbox import one_time_code
 from walletcore.settings import NotifierSettings
 
 DEFAULT_WAIT_SECONDS = 5.0
-
-# Word boundaries, not digit boundaries: an idempotency key's hex such as "053311ae" holds a
-# run of six digits that is not a code.
-_CODE = re.compile(r"\b\d{6}\b")
 
 _T = TypeVar("_T")
 
 
 def extract_code(text: str) -> str:
     """The one 6-digit code in a message; fails the test when there is none or several."""
-    codes = set(_CODE.findall(text))
-    if len(codes) != 1:
-        raise AssertionError(f"expected one 6-digit code in the message, found {len(codes)}")
-    return str(codes.pop())
+    try:
+        return one_time_code(text)
+    except ValueError as error:
+        raise AssertionError(str(error)) from None
 
 
 class _Inbox(Generic[_T]):

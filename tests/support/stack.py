@@ -8,7 +8,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +26,8 @@ SERVING_LINE = "all services are serving"
 
 def stack_environment(tmp_path: Path, base_port: int) -> dict[str, str]:
     """The user's environment for the launcher: every member's ports from `base_port` on (ten
-    per member) and its database under `tmp_path`; nothing else of the test run's own."""
+    per member), its database and the development inbox under `tmp_path`; nothing else of the
+    test run's own."""
     environment = {
         name: value
         for name, value in os.environ.items()
@@ -39,6 +40,7 @@ def stack_environment(tmp_path: Path, base_port: int) -> dict[str, str]:
         environment[f"{member.prefix}DATABASE_URL"] = (
             f"sqlite+aiosqlite:///{tmp_path / (member.name + '.db')}"
         )
+        environment[f"{member.prefix}NOTIFIER__INBOX_PATH"] = str(tmp_path / "inbox.jsonl")
     # Each member uses 4 of its 10 ports: the simulated gateway takes the last of auth's.
     environment[GATEWAY.port_variable] = str(gateway_port(base_port))
     return environment
@@ -85,13 +87,14 @@ async def wait_for_serving_line(launcher: Launcher) -> None:
 
 @asynccontextmanager
 async def serving_stack(
-    tmp_path: Path, base_port: int
+    tmp_path: Path, base_port: int, settings: Mapping[str, str] | None = None
 ) -> AsyncIterator[tuple[Launcher, dict[str, str]]]:
-    """A launcher serving every member on `base_port`'s range, stopped for good afterwards."""
+    """A launcher serving every member on `base_port`'s range, with the members' `settings`
+    (variables) on top, stopped for good afterwards."""
     for port in stack_ports(base_port):
         if not port_is_free(port, reuse_address=port == gateway_port(base_port)):
             pytest.fail(f"port {port} of this test's range is taken before the test")
-    environment = stack_environment(tmp_path, base_port)
+    environment = {**stack_environment(tmp_path, base_port), **(settings or {})}
     launcher = await launch(environment, tmp_path, "first")
     try:
         await wait_for_serving_line(launcher)

@@ -7,23 +7,28 @@ is recognisable as the same message. A transport that fails raises `DeliveryFail
 never the destination or the text.
 
 The console transports are for development: they print the message, code included, to stdout
-and never to the logger, since logs must never hold codes. Production settings refuse them.
+(from a worker thread, so a stalled stdout pipe never blocks the event loop) and never to the
+logger, since logs must never hold codes. `NOTIFIER__INBOX_PATH` also appends every message to
+the development inbox (`walletcore.notify.inbox`), whatever the adapter. Production settings
+refuse both.
 """
 
 from __future__ import annotations
 
+import asyncio
 import email.message
 import re
 import ssl
 import sys
 from dataclasses import dataclass
 from email.utils import format_datetime, parseaddr
-from typing import Protocol, TextIO
+from typing import Generic, Protocol, TextIO, TypeVar
 
 import aiosmtplib
 import httpx
 
 from walletcore.clock import Clock, utc_now
+from walletcore.notify.inbox import DevelopmentInbox, InboxEmailTransport, InboxSmsTransport
 from walletcore.notify.messages import EmailMessage, SmsMessage
 from walletcore.settings import NotifierSettings
 
@@ -239,7 +244,7 @@ class ConsoleEmailTransport:
             "Subject": message.subject,
             "Idempotency-Key": idempotency_key,
         }
-        _print_block(self._stream, "E-MAIL", headers, message.text)
+        await asyncio.to_thread(_print_block, self._stream, "E-MAIL", headers, message.text)
 
     async def aclose(self) -> None:
         """Nothing to release."""
@@ -253,10 +258,40 @@ class ConsoleSmsTransport:
 
     async def send(self, message: SmsMessage, *, idempotency_key: str) -> None:
         headers = {"To": message.to, "Idempotency-Key": idempotency_key}
-        _print_block(self._stream, "SMS", headers, message.text)
+        await asyncio.to_thread(_print_block, self._stream, "SMS", headers, message.text)
 
     async def aclose(self) -> None:
         """Nothing to release."""
+
+
+_M = TypeVar("_M", SmsMessage, EmailMessage)
+_M_contra = TypeVar("_M_contra", SmsMessage, EmailMessage, contravariant=True)
+
+
+class _Transport(Protocol[_M_contra]):
+    async def send(self, message: _M_contra, *, idempotency_key: str) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class AlsoToInbox(Generic[_M]):
+    """Appends each message to the development inbox, then sends it through `transport`. A
+    failure of either fails the send: the outbox retries it, and the inbox may then hold the
+    message twice (with the same idempotency key)."""
+
+    def __init__(self, inbox: _Transport[_M], transport: _Transport[_M]) -> None:
+        self._inbox: _Transport[_M] = inbox
+        self._transport: _Transport[_M] = transport
+
+    async def send(self, message: _M, *, idempotency_key: str) -> None:
+        await self._inbox.send(message, idempotency_key=idempotency_key)
+        await self._transport.send(message, idempotency_key=idempotency_key)
+
+    async def aclose(self) -> None:
+        try:
+            await self._inbox.aclose()
+        finally:
+            await self._transport.aclose()
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +307,14 @@ class Transports:
 
 
 def transports_from_settings(settings: NotifierSettings) -> Transports:
-    return Transports(email=_email_transport(settings), sms=_sms_transport(settings))
+    email_transport, sms_transport = _email_transport(settings), _sms_transport(settings)
+    if settings.inbox_path is None:
+        return Transports(email=email_transport, sms=sms_transport)
+    inbox = DevelopmentInbox(settings.inbox_path)
+    return Transports(
+        email=AlsoToInbox(InboxEmailTransport(inbox), email_transport),
+        sms=AlsoToInbox(InboxSmsTransport(inbox), sms_transport),
+    )
 
 
 def _email_transport(settings: NotifierSettings) -> EmailTransport:

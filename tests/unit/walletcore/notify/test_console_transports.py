@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import logging
+import threading
 
 import pytest
 
@@ -71,3 +74,33 @@ async def test_default_settings_print_both_kinds_to_the_console(
     assert "sms body" in out
     assert "DEVELOPMENT E-MAIL" in out
     assert "mail body" in out
+
+
+class BlockedStream(io.StringIO):
+    """stdout as a full pipe: a write waits until the reader drains it (`drained`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.drained = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.drained.wait()
+        return super().write(text)
+
+
+async def test_a_stalled_console_does_not_stall_the_event_loop() -> None:
+    stream = BlockedStream()
+    sending = asyncio.create_task(
+        ConsoleSmsTransport(stream).send(
+            SmsMessage(to=PHONE, text=f"Your code is {CODE}"), idempotency_key="event-3"
+        )
+    )
+
+    # Other requests keep being served while the print waits: the loop turns.
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not sending.done()
+    stream.drained.set()
+    await sending
+
+    assert f"Your code is {CODE}" in stream.getvalue()
