@@ -62,7 +62,9 @@ async def start(
     name: str, tmp_path: Path, settings: dict[str, str], ports: dict[str, int] | None = None
 ) -> ServiceProcess:
     """`python -m services.<name>` on `ports` (by kind; free ones by default), serving once
-    its internal port's health check says so."""
+    its internal port's health check says so and its own log says it started: a health answer
+    alone may come from another test's process still holding the port (this one then fails to
+    bind and exits), and a test talking to that one fails in ways that point elsewhere."""
     prefix = name.upper() + "_"
     ports = ports or {kind: free_port() for kind in KINDS}
     environment = {key: value for key, value in os.environ.items() if not key.startswith(prefix)}
@@ -87,7 +89,8 @@ async def start(
             while process.returncode is None:
                 try:
                     reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    started = '"server started"' in running.output()
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING and started:
                         return running
                 except grpc.aio.AioRpcError:
                     pass
