@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -683,16 +683,24 @@ def _freeze_rows(admitted: dict[str, int]) -> list[str | Row]:
 
 
 def _start(
-    stack: ExitStack, scratch: Path, service: str, env: dict[str, str], *, log_name: str = ""
+    stack: ExitStack, scratch: Path, service: str, env: dict[str, str]
 ) -> tuple[subprocess.Popen[bytes], dict[str, int]]:
-    """Starts `python -m services.<service>` and waits for its ports; its log goes to
-    `<log_name or service>.log` in `scratch`."""
+    """Starts `python -m services.<service>` and waits for its ports."""
+    process, wait = _launch(stack, scratch, service, env)
+    return process, wait()
+
+
+def _launch(
+    stack: ExitStack, scratch: Path, service: str, env: dict[str, str], *, log_name: str = ""
+) -> tuple[subprocess.Popen[bytes], Callable[[], dict[str, int]]]:
+    """Starts `python -m services.<service>`, its log to `<log_name or service>.log` in
+    `scratch`; the function returned waits for its ports."""
     log_path = scratch / f"{log_name or service}.log"
     log = stack.enter_context(log_path.open("wb"))
     process = stack.enter_context(
         _process(["-m", f"services.{service}"], env, log, output_to_log=True)
     )
-    return process, _wait_for_ports(log_path, process, service)
+    return process, lambda: _wait_for_ports(log_path, process, log_name or service)
 
 
 async def _bench() -> list[str | Row]:
@@ -713,8 +721,9 @@ async def _bench() -> list[str | Row]:
                 reuse_port="true",
             )
             kyc, kyc_ports = _start(stack, scratch, "kyc", kyc_env)
-            # Scaling out: a second kyc process on the same three ports (SO_REUSEPORT).
-            kyc2, _ = _start(
+            # Scaling out: a second kyc process on the same three ports (SO_REUSEPORT), starting
+            # while binding and refund do.
+            kyc2, kyc2_started = _launch(
                 stack,
                 scratch,
                 "kyc",
@@ -750,6 +759,7 @@ async def _bench() -> list[str | Row]:
                     binding_internal_address=f"127.0.0.1:{binding_ports['internal']}",
                 ),
             )
+            kyc2_started()
             pipeline_log = stack.enter_context((scratch / "pipeline.log").open("wb"))
             echo = stack.enter_context(_process(["-m", _MODULE, "echo"], {}, sys.stderr.buffer))
             pipeline = stack.enter_context(_process(["-m", _MODULE, "pipeline"], {}, pipeline_log))
