@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -67,13 +67,17 @@ STATUS_READ: Final = "GetAccountStatus (service token)"
 KYC_READ: Final = "KycService.GetVerification (user token)"
 BINDING_READ: Final = "BindingService.ListCards (user token)"
 REFUND_READ: Final = "RefundService.ListRefunds (user token)"
+KYC_SCALED: Final = "KycService.GetVerification, 2 processes"
+SCALED_CONNECTIONS: Final = 8
+"""Connections the load generator opens to the two kyc processes sharing one port
+(SO_REUSEPORT, `KYC_REUSE_PORT`): the kernel hands each new connection to one of them."""
 PEER_RATIO_TARGET: Final = 0.35
 
 GET_VERIFICATION: Final = "/wallet.kyc.v1.KycService/GetVerification"
 LIST_CARDS: Final = "/wallet.binding.v1.BindingService/ListCards"
 LIST_REFUNDS: Final = "/wallet.refund.v1.RefundService/ListRefunds"
 
-ANSWERS: Final = {KYC_READ: ("OK", "NOT_FOUND")}
+ANSWERS: Final = {KYC_READ: ("OK", "NOT_FOUND"), KYC_SCALED: ("OK", "NOT_FOUND")}
 """Codes that count as answers: a seeded account has no kyc case, so GetVerification answers
 NOT_FOUND after the token check and the per-request account check in auth, the path measured."""
 
@@ -81,6 +85,8 @@ _CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
 _NO_SIGN_IN: Final = "not an argon2 hash"
 """The seeded accounts' password hash: they are never signed in to, only read."""
 _MODULE: Final = "benchmarks.bench_hotpath"
+SHARED_PORTS: Final = ("public", "admin", "internal")
+"""The ports two processes of one service share; each has a metrics port of its own."""
 PIPELINE_KEYS_LABEL: Final = "bench"
 _ROOT: Final = Path(__file__).resolve().parent.parent
 
@@ -135,11 +141,19 @@ async def _drive(
     seconds: float,
     answers: Sequence[str] = ("OK",),
     in_flight: int = IN_FLIGHT,
+    connections: int = 1,
 ) -> dict[str, Any]:
-    """Keeps `in_flight` calls going for `seconds`; a code outside `answers` is a failure."""
-    async with grpc.aio.insecure_channel(target) as channel:
+    """Keeps `in_flight` calls going for `seconds` over `connections` TCP connections (the
+    calls spread evenly); a code outside `answers` is a failure."""
+    # A local subchannel pool each: channels of one process to one address would otherwise
+    # share a single connection.
+    options = [("grpc.use_local_subchannel_pool", 1)] if connections > 1 else []
+    channels = [grpc.aio.insecure_channel(target, options=options) for _ in range(connections)]
+    try:
         # No serializers: the bodies are already bytes, and the answers are only counted.
-        send: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(method)
+        senders: list[grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = [
+            channel.unary_unary(method) for channel in channels
+        ]
         prepared = [(call.body, call.metadata()) for call in calls]
         latencies: list[float] = []
         failures: dict[str, int] = {}
@@ -147,6 +161,7 @@ async def _drive(
 
         async def worker(offset: int) -> None:
             index = offset
+            send = senders[offset % connections]
             while time.perf_counter() < deadline:
                 body, metadata = prepared[index % len(prepared)]
                 index += in_flight
@@ -162,6 +177,9 @@ async def _drive(
         started = time.perf_counter()
         await asyncio.gather(*(worker(offset) for offset in range(in_flight)))
         elapsed = time.perf_counter() - started
+    finally:
+        for channel in channels:
+            await channel.close()
     return {"latencies": latencies, "seconds": elapsed, "failures": failures}
 
 
@@ -178,6 +196,7 @@ def _load_main() -> None:
                 job["seconds"],
                 job["answers"],
                 job["in_flight"],
+                job.get("connections", 1),
             )
         )
         print(json.dumps(result), flush=True)
@@ -191,6 +210,8 @@ class Tally:
     latencies: list[float]
     seconds: float = 0.0
     cpu_seconds: float = 0.0
+    cpu_split: list[float] | None = None
+    """CPU seconds per server process of the target, in `Target.pids` order."""
 
     @property
     def rate(self) -> float:
@@ -413,6 +434,7 @@ def _calls(env: dict[str, str], pairs: list[tuple[str, str]]) -> dict[str, list[
         ],
         USER_READ: [Call(get_account, token) for token in user_tokens],
         KYC_READ: [Call(empty, token) for token in user_tokens],
+        KYC_SCALED: [Call(empty, token) for token in user_tokens],
         BINDING_READ: [Call(empty, token) for token in user_tokens],
         REFUND_READ: [Call(empty, token) for token in user_tokens],
         STATUS_READ: [
@@ -433,6 +455,14 @@ class Target:
     address: str
     method: str
     pid: int
+    also: tuple[int, ...] = ()
+    """Further server processes on the same address (SO_REUSEPORT): their CPU counts too."""
+    connections: int = 1
+    """TCP connections the load generator spreads its calls over."""
+
+    @property
+    def pids(self) -> tuple[int, ...]:
+        return (self.pid, *self.also)
 
 
 def send_job(
@@ -451,6 +481,7 @@ def send_job(
         "seconds": seconds,
         "answers": ANSWERS.get(target.name, ("OK",)),
         "in_flight": in_flight,
+        "connections": target.connections,
     }
     load.stdin.write(json.dumps(job).encode() + b"\n")
     load.stdin.flush()
@@ -486,10 +517,17 @@ def _measure(
     tallies = {target.name: Tally([]) for target in targets}
     for _ in range(ROUNDS):
         for target in targets:
-            cpu_before = _cpu_seconds(target.pid)
+            cpu_before = [_cpu_seconds(pid) for pid in target.pids]
             result = _job(load, target, calls[target.name], ROUND_SECONDS)
             tally = tallies[target.name]
-            tally.cpu_seconds += _cpu_seconds(target.pid) - cpu_before
+            spent = [
+                _cpu_seconds(pid) - before
+                for pid, before in zip(target.pids, cpu_before, strict=True)
+            ]
+            tally.cpu_seconds += sum(spent)
+            tally.cpu_split = [
+                a + b for a, b in zip(tally.cpu_split or [0.0] * len(spent), spent, strict=True)
+            ]
             tally.latencies += result["latencies"]
             tally.seconds += result["seconds"]
     return tallies
@@ -507,24 +545,36 @@ def _report(tallies: dict[str, Tally], rss_mib: dict[str, float]) -> list[str | 
         ratio = tally.rate / ceiling.rate
         p99_ratio = tally.percentile(99) / ceiling.percentile(99)
         floor = PEER_RATIO_TARGET if name in (KYC_READ, BINDING_READ, REFUND_READ) else RATIO_TARGET
-        met = None if name in (CEILING, PIPELINE) else ratio >= floor and p99_ratio <= P99_TARGET
+        reported = name in (CEILING, PIPELINE, KYC_SCALED)
+        met = None if reported else ratio >= floor and p99_ratio <= P99_TARGET
         verdict = "" if met is None else ("  ok" if met else "  MISSED")
         lines.append(
             f"{name:<42} {tally.rate:8.0f} {tally.percentile(50) * 1e3:8.2f} "
             f"{tally.percentile(99) * 1e3:8.2f} {tally.cpu_ms_per_call:12.3f} "
             f"{ratio:10.2f} {p99_ratio:7.2f}{verdict}"
         )
+        figures: dict[str, float | str] = {
+            "req/s": round(tally.rate),
+            "p50 ms": round(tally.percentile(50) * 1e3, 2),
+            "p99 ms": round(tally.percentile(99) * 1e3, 2),
+            "cpu ms/call": round(tally.cpu_ms_per_call, 3),
+            "x ceiling": round(ratio, 2),
+            "p99 x": round(p99_ratio, 2),
+        }
+        if name == KYC_SCALED and KYC_READ in tallies:
+            figures["x 1 process"] = round(tally.rate / tallies[KYC_READ].rate, 2)
+            figures["cpu split"] = "/".join(
+                f"{share / tally.cpu_seconds:.0%}" for share in tally.cpu_split or []
+            )
+            lines.append(
+                f"{KYC_SCALED}: {figures['x 1 process']} x the one-process rate, the two "
+                f"processes' CPU split {figures['cpu split']} over {SCALED_CONNECTIONS} "
+                "connections"
+            )
         lines.append(
             Row(
                 name,
-                {
-                    "req/s": round(tally.rate),
-                    "p50 ms": round(tally.percentile(50) * 1e3, 2),
-                    "p99 ms": round(tally.percentile(99) * 1e3, 2),
-                    "cpu ms/call": round(tally.cpu_ms_per_call, 3),
-                    "x ceiling": round(ratio, 2),
-                    "p99 x": round(p99_ratio, 2),
-                },
+                figures,
                 command("hotpath"),
                 target="" if met is None else f">= {floor} x ceiling, p99 <= {P99_TARGET:.0f}x",
                 met=met,
@@ -636,12 +686,21 @@ def _start(
     stack: ExitStack, scratch: Path, service: str, env: dict[str, str]
 ) -> tuple[subprocess.Popen[bytes], dict[str, int]]:
     """Starts `python -m services.<service>` and waits for its ports."""
-    log_path = scratch / f"{service}.log"
+    process, wait = _launch(stack, scratch, service, env)
+    return process, wait()
+
+
+def _launch(
+    stack: ExitStack, scratch: Path, service: str, env: dict[str, str], *, log_name: str = ""
+) -> tuple[subprocess.Popen[bytes], Callable[[], dict[str, int]]]:
+    """Starts `python -m services.<service>`, its log to `<log_name or service>.log` in
+    `scratch`; the function returned waits for its ports."""
+    log_path = scratch / f"{log_name or service}.log"
     log = stack.enter_context(log_path.open("wb"))
     process = stack.enter_context(
         _process(["-m", f"services.{service}"], env, log, output_to_log=True)
     )
-    return process, _wait_for_ports(log_path, process, service)
+    return process, lambda: _wait_for_ports(log_path, process, log_name or service)
 
 
 async def _bench() -> list[str | Row]:
@@ -654,11 +713,26 @@ async def _bench() -> list[str | Row]:
             scratch = Path(scratch_dir)
             auth, ports = _start(stack, scratch, "auth", env)
             auth_internal = f"127.0.0.1:{ports['internal']}"
-            kyc, kyc_ports = _start(
+            kyc_env = _service_env(
+                "kyc",
+                urls["kyc"],
+                redis_url,
+                auth_internal_address=auth_internal,
+                reuse_port="true",
+            )
+            kyc, kyc_ports = _start(stack, scratch, "kyc", kyc_env)
+            # Scaling out: a second kyc process on the same three ports (SO_REUSEPORT), starting
+            # while binding and refund do.
+            kyc2, kyc2_started = _launch(
                 stack,
                 scratch,
                 "kyc",
-                _service_env("kyc", urls["kyc"], redis_url, auth_internal_address=auth_internal),
+                {
+                    **kyc_env,
+                    "KYC_MIGRATE_ON_START": "false",
+                    **{f"KYC_{kind.upper()}_PORT": str(kyc_ports[kind]) for kind in SHARED_PORTS},
+                },
+                log_name="kyc-2",
             )
             binding, binding_ports = _start(
                 stack,
@@ -685,6 +759,7 @@ async def _bench() -> list[str | Row]:
                     binding_internal_address=f"127.0.0.1:{binding_ports['internal']}",
                 ),
             )
+            kyc2_started()
             pipeline_log = stack.enter_context((scratch / "pipeline.log").open("wb"))
             echo = stack.enter_context(_process(["-m", _MODULE, "echo"], {}, sys.stderr.buffer))
             pipeline = stack.enter_context(_process(["-m", _MODULE, "pipeline"], {}, pipeline_log))
@@ -698,7 +773,13 @@ async def _bench() -> list[str | Row]:
                 Target(PIPELINE, f"127.0.0.1:{pipeline_port}", METHOD, pipeline.pid),
                 Target(USER_READ, f"127.0.0.1:{ports['public']}", GET_ACCOUNT, auth.pid),
                 Target(STATUS_READ, f"127.0.0.1:{ports['internal']}", GET_ACCOUNT_STATUS, auth.pid),
-                Target(KYC_READ, f"127.0.0.1:{kyc_ports['public']}", GET_VERIFICATION, kyc.pid),
+                Target(
+                    KYC_READ,
+                    f"127.0.0.1:{kyc_ports['public']}",
+                    GET_VERIFICATION,
+                    kyc.pid,
+                    also=(kyc2.pid,),
+                ),
                 Target(
                     BINDING_READ, f"127.0.0.1:{binding_ports['public']}", LIST_CARDS, binding.pid
                 ),
@@ -706,7 +787,15 @@ async def _bench() -> list[str | Row]:
                     REFUND_READ, f"127.0.0.1:{refund_ports['public']}", LIST_REFUNDS, refund.pid
                 ),
             ]
-            tallies = await asyncio.to_thread(_measure, load, targets, calls)
+            scaled = Target(
+                KYC_SCALED,
+                f"127.0.0.1:{kyc_ports['public']}",
+                GET_VERIFICATION,
+                kyc.pid,
+                also=(kyc2.pid,),
+                connections=SCALED_CONNECTIONS,
+            )
+            tallies = await asyncio.to_thread(_measure, load, [*targets, scaled], calls)
             admitted = await _freeze_probe(
                 f"127.0.0.1:{ports['admin']}", targets[-3:], pairs, calls[USER_READ]
             )
@@ -715,6 +804,7 @@ async def _bench() -> list[str | Row]:
                 for name, process in (
                     ("auth", auth),
                     ("kyc", kyc),
+                    ("kyc (second process)", kyc2),
                     ("binding", binding),
                     ("refund", refund),
                 )

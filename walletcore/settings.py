@@ -106,6 +106,11 @@ class ServiceSettings(BaseSettings):
     admin_port: int = _PORT
     internal_port: int = _PORT
     metrics_port: int = _PORT
+    reuse_port: bool = False
+    """Scaling out on one host: several processes of this service bind the same public,
+    admin and internal ports (SO_REUSEPORT; each process must set it) and the kernel spreads
+    new connections across them. Off, a second process on a taken port fails to start
+    instead of silently sharing it. The metrics port is never shared (give each its own)."""
 
     # repr=False: URLs may carry credentials.
     database_url: str = Field(

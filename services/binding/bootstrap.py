@@ -35,6 +35,7 @@ from typing import Any, ClassVar, Final
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.binding.adapters.peers import KYC_READS, AuthContactVerification, KycStatusClient
+from services.binding.adapters.repositories import SqlBindingReads
 from services.binding.adapters.tables import audit_log, consumed_grants, idempotency_records
 from services.binding.adapters.uow import SqlBindingUnitOfWork
 from services.binding.adapters.vault import VAULT_MIGRATIONS_DIR, LocalCardVault
@@ -54,7 +55,7 @@ from wallet.binding.v1 import (
 from walletcore.audit_rpcs import AuditExportTokens
 from walletcore.clock import Clock, utc_now
 from walletcore.crypto import BlindIndex, KeyRing
-from walletcore.db import create_engine, session_factory
+from walletcore.db import SingleStatementReads, create_engine, session_factory
 from walletcore.grants import ExpiredGrantRows
 from walletcore.grpc.access import AUTHENTICATED, AccessRule, require_roles
 from walletcore.grpc.clients import (
@@ -156,6 +157,7 @@ class BindingApp(ServiceApp):
     vault_engine: AsyncEngine
     clients: InternalClients
     limiter: RateLimiter
+    statements: SingleStatementReads
     ports: dict[str, int] | None = None
 
     migrations_dir: ClassVar[Path] = MIGRATIONS_DIR
@@ -170,6 +172,7 @@ class BindingApp(ServiceApp):
         await release_all(
             self.clients.close,
             self.limiter.close,
+            self.statements.close,
             self.engine.dispose,
             self.vault_engine.dispose,
         )
@@ -228,6 +231,7 @@ def build(settings: BindingSettings, *, clock: Clock = utc_now) -> BindingApp:
         contacts=AuthContactVerification(auth_channel),
     )
     sessions = session_factory(engine)
+    statements = SingleStatementReads(engine)
     grants = GrantVerifier(auth_keys, settings.auth_issuer, clock=clock)
     idempotency = IdempotencyRecords(
         idempotency_records,
@@ -268,7 +272,7 @@ def build(settings: BindingSettings, *, clock: Clock = utc_now) -> BindingApp:
                 grpc_service(
                     BINDING_SERVICE,
                     binding_service_pb2_grpc.add_BindingServiceServicer_to_server,
-                    BindingServicer(ctx, tx),
+                    BindingServicer(ctx, tx, SqlBindingReads(statements, keys.encryption)),
                 )
             ],
             rpc_policy(BINDING_SERVICE, lambda name: AUTHENTICATED),
@@ -327,4 +331,5 @@ def build(settings: BindingSettings, *, clock: Clock = utc_now) -> BindingApp:
         vault_engine=vault_engine,
         clients=clients,
         limiter=limiter,
+        statements=statements,
     )

@@ -27,13 +27,14 @@ from typing import ClassVar, Final
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.kyc.adapters.protection import Protection
+from services.kyc.adapters.repositories import SqlKycReads
 from services.kyc.adapters.tables import audit_log, idempotency_records
 from services.kyc.adapters.uow import SqlKycUnitOfWork
 from services.kyc.api.kyc_service import KycServicer
 from services.kyc.api.review import KycReviewServicer
 from services.kyc.api.status import KycStatusServicer
 from services.kyc.service.context import KycContext
-from services.kyc.service.ports import IDENTITY_INDEX_CONTEXT
+from services.kyc.service.ports import IDENTITY_INDEX_CONTEXT, KycReads
 from services.kyc.settings import KycSettings
 from wallet.kyc.v1 import (
     kyc_review_service_pb2,
@@ -46,7 +47,7 @@ from wallet.kyc.v1 import (
 from walletcore.audit_rpcs import AuditExportTokens
 from walletcore.clock import Clock, utc_now
 from walletcore.crypto import BlindIndex, KeyRing
-from walletcore.db import create_engine, session_factory
+from walletcore.db import SingleStatementReads, create_engine, session_factory
 from walletcore.grpc.access import AUTHENTICATED, AccessRule, require_roles
 from walletcore.grpc.clients import (
     InternalClients,
@@ -158,12 +159,15 @@ class KycApp(ServiceApp):
     engine: AsyncEngine
     limiter: RateLimiter
     clients: InternalClients
+    statements: SingleStatementReads
     ports: dict[str, int] | None = None
 
     migrations_dir: ClassVar[Path] = MIGRATIONS_DIR
 
     async def _release(self) -> None:
-        await release_all(self.clients.close, self.limiter.close, self.engine.dispose)
+        await release_all(
+            self.clients.close, self.limiter.close, self.statements.close, self.engine.dispose
+        )
 
 
 def build(
@@ -181,6 +185,7 @@ def build(
         clock=clock, new_id=lambda: uuid.uuid4().hex, identity_index=keys.identity_index
     )
     protection = Protection(keys.encryption)
+    statements = SingleStatementReads(engine)
     idempotency = IdempotencyRecords(
         idempotency_records, fingerprints=keys.request_fingerprints, clock=clock
     )
@@ -213,7 +218,7 @@ def build(
 
     server = ServiceServer(
         settings,
-        _ports(settings, keys, ctx, tx, engine, users, clock),
+        _ports(settings, keys, ctx, tx, SqlKycReads(statements, protection), engine, users, clock),
         limiter,
         logger,
         [BackgroundTask("idempotency-purge", purge_expired_requests)],
@@ -227,6 +232,7 @@ def build(
         engine=engine,
         limiter=limiter,
         clients=clients,
+        statements=statements,
     )
 
 
@@ -235,6 +241,7 @@ def _ports(
     keys: KycKeys,
     ctx: KycContext,
     tx: SqlTransactions[SqlKycUnitOfWork],
+    reads: KycReads,
     engine: AsyncEngine,
     users: CredentialVerifier,
     clock: Clock,
@@ -257,7 +264,7 @@ def _ports(
             PortKind.PUBLIC,
             KYC_SERVICE,
             kyc_service_pb2_grpc.add_KycServiceServicer_to_server,
-            KycServicer(ctx, tx),
+            KycServicer(ctx, tx, reads),
             public_policy(),
             verifier=users,
             rate_rules=submit_rate_rules(),

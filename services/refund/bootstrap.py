@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.refund.adapters.binding import BINDING_READS, BindingHolds
 from services.refund.adapters.gateway import HttpPayoutGateway
+from services.refund.adapters.repositories import SqlReads
 from services.refund.adapters.tables import audit_log, idempotency_records
 from services.refund.adapters.uow import SqlRefundUnitOfWork
 from services.refund.api.ledger import PaymentLedgerServicer
@@ -49,7 +50,7 @@ from services.refund.gateway_sim import SimulatorConfig
 from services.refund.gateway_sim import serve as serve_simulator
 from services.refund.service.context import RefundContext
 from services.refund.service.payouts import PayoutWorker
-from services.refund.service.ports import InstrumentHolds, PayoutGateway
+from services.refund.service.ports import InstrumentHolds, PayoutGateway, Reads
 from services.refund.settings import RefundSettings
 from wallet.refund.v1 import (
     payment_ledger_service_pb2,
@@ -62,7 +63,7 @@ from wallet.refund.v1 import (
 from walletcore.audit_rpcs import AuditExportTokens
 from walletcore.clock import Clock, utc_now
 from walletcore.crypto import BlindIndex, KeyRing
-from walletcore.db import create_engine, session_factory
+from walletcore.db import SingleStatementReads, create_engine, session_factory
 from walletcore.errors import DomainError
 from walletcore.grpc.access import AUTHENTICATED, AccessRule, require_roles
 from walletcore.grpc.clients import (
@@ -186,6 +187,7 @@ class RefundApp(ServiceApp):
     engine: AsyncEngine
     limiter: RateLimiter
     clients: InternalClients
+    statements: SingleStatementReads
     closers: list[Callable[[], object]] = field(default_factory=list)
     ports: dict[str, int] | None = None
 
@@ -196,6 +198,7 @@ class RefundApp(ServiceApp):
             *self.closers,
             self.clients.close,
             self.limiter.close,
+            self.statements.close,
             self.engine.dispose,
         )
 
@@ -229,6 +232,7 @@ def build(
     keys = RefundKeys.from_settings(settings)
     engine = create_engine(prepared_database_url(settings.database_url))
     sessions = session_factory(engine)
+    statements = SingleStatementReads(engine)
     limiter = limiter_from_settings(
         settings, namespace=settings.rate_limit_namespace, subject_key=keys.rate_limit_subjects
     )
@@ -308,7 +312,7 @@ def build(
 
     server = ServiceServer(
         settings,
-        _ports(settings, keys, ctx, tx, engine, users, clock),
+        _ports(settings, keys, ctx, tx, SqlReads(statements), engine, users, clock),
         limiter,
         logger,
         [
@@ -327,6 +331,7 @@ def build(
         engine=engine,
         limiter=limiter,
         clients=clients,
+        statements=statements,
         closers=closers,
     )
 
@@ -336,6 +341,7 @@ def _ports(
     keys: RefundKeys,
     ctx: RefundContext,
     tx: SqlTransactions[SqlRefundUnitOfWork],
+    reads: Reads,
     engine: AsyncEngine,
     users: CredentialVerifier,
     clock: Clock,
@@ -358,7 +364,7 @@ def _ports(
             PortKind.PUBLIC,
             REFUND_SERVICE,
             refund_service_pb2_grpc.add_RefundServiceServicer_to_server,
-            RefundServicer(ctx, tx),
+            RefundServicer(ctx, tx, reads),
             public_policy(),
             verifier=users,
             rate_rules=request_rate_rules(),

@@ -154,8 +154,9 @@ class ServiceServer:
             interceptors=self._interceptors(port),
             options=[
                 ("grpc.max_receive_message_length", self._settings.max_receive_message_bytes),
-                # Two processes must not silently share one fixed port.
-                ("grpc.so_reuseport", 0),
+                # Two processes must not silently share one fixed port, unless the settings
+                # ask for it (scaling out: the kernel spreads connections across them).
+                ("grpc.so_reuseport", int(self._settings.reuse_port)),
             ],
         )
         for service in port.services:

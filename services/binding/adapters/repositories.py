@@ -14,9 +14,9 @@ card (the active-fingerprint index) and two first holds of one refund (its prima
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy import Row, Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,7 +38,7 @@ from services.binding.domain.contact_changes import (
 from services.binding.domain.holds import RefundHold, WithdrawalHold
 from services.binding.domain.reasons import card_already_bound
 from walletcore.crypto import KeyRing
-from walletcore.db import dialect_name, is_unique_violation, lock_for_update
+from walletcore.db import SingleStatementReads, dialect_name, is_unique_violation, lock_for_update
 from walletcore.errors import Aborted
 
 
@@ -46,26 +46,36 @@ def _holder_name_data(card_id: str) -> bytes:
     return f"binding.card:{card_id}:holder_name".encode()
 
 
+def _account_cards(*, include_unbound: bool) -> Select[Any]:
+    statement = select(cards).where(cards.c.account_id == bindparam("account_id"))
+    if not include_unbound:
+        statement = statement.where(cards.c.status == CardStatus.ACTIVE.value)
+    return statement.order_by(cards.c.bound_at.desc(), cards.c.id.desc())
+
+
+# An account's cards, by include_unbound: built once, so a single-statement read compiles
+# each once.
+_ACCOUNT_CARDS: Final = {flag: _account_cards(include_unbound=flag) for flag in (False, True)}
+
+
 class SqlCards:
     def __init__(self, session: AsyncSession, encryption: KeyRing) -> None:
         self._session = session
         self._encryption = encryption
+        self._rows = CardRows(encryption)
 
     async def get(self, card_id: str, *, for_update: bool = False) -> Card | None:
         statement = select(cards).where(cards.c.id == card_id)
         if for_update:
             statement = lock_for_update(statement)
         row = (await self._session.execute(statement)).one_or_none()
-        return None if row is None else self._card_from(row)
+        return None if row is None else self._rows.card_from(row)
 
     async def list_for_account(self, account_id: str, *, include_unbound: bool) -> list[Card]:
-        statement = select(cards).where(cards.c.account_id == account_id)
-        if not include_unbound:
-            statement = statement.where(cards.c.status == CardStatus.ACTIVE.value)
         rows = await self._session.execute(
-            statement.order_by(cards.c.bound_at.desc(), cards.c.id.desc())
+            _ACCOUNT_CARDS[include_unbound], {"account_id": account_id}
         )
-        return [self._card_from(row) for row in rows]
+        return [self._rows.card_from(row) for row in rows]
 
     async def find_active_by_fingerprint(self, fingerprints: list[str]) -> Card | None:
         if not fingerprints:
@@ -80,7 +90,7 @@ class SqlCards:
                 .limit(1)
             )
         ).one_or_none()
-        return None if row is None else self._card_from(row)
+        return None if row is None else self._rows.card_from(row)
 
     async def add(self, card: Card) -> None:
         try:
@@ -121,7 +131,15 @@ class SqlCards:
             "unbound_at": card.unbound_at,
         }
 
-    def _card_from(self, row: Row[Any]) -> Card:
+
+class CardRows:
+    """Cards from `cards` rows (SQLAlchemy's or a single-statement read's), the holder name
+    decrypted with the card id as associated data."""
+
+    def __init__(self, encryption: KeyRing) -> None:
+        self._encryption = encryption
+
+    def card_from(self, row: Row[Any]) -> Card:
         holder_name = self._encryption.decrypt(
             row.holder_name, associated_data=_holder_name_data(row.id)
         ).decode()
@@ -138,6 +156,25 @@ class SqlCards:
             status=CardStatus(row.status),
             unbound_at=row.unbound_at,
         )
+
+
+class SqlCardReads:
+    """The `CardReads` port: one statement per read, outside any unit of work."""
+
+    def __init__(self, reads: SingleStatementReads, encryption: KeyRing) -> None:
+        self._reads = reads
+        self._rows = CardRows(encryption)
+
+    async def list_for_account(self, account_id: str, *, include_unbound: bool) -> list[Card]:
+        rows = await self._reads.all(_ACCOUNT_CARDS[include_unbound], {"account_id": account_id})
+        return [self._rows.card_from(row) for row in rows]
+
+
+class SqlBindingReads:
+    """The `BindingReads` port (ListCards' read, without a transaction)."""
+
+    def __init__(self, reads: SingleStatementReads, encryption: KeyRing) -> None:
+        self.cards = SqlCardReads(reads, encryption)
 
 
 class SqlRefundHolds:

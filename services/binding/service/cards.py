@@ -10,7 +10,7 @@ from services.binding.domain.cards import (
 )
 from services.binding.domain.reasons import Reason, card_already_bound, card_not_found
 from services.binding.service.context import BindingContext
-from services.binding.service.ports import BindingUnitOfWork
+from services.binding.service.ports import BindingReads, BindingUnitOfWork
 from walletcore.errors import FailedPrecondition
 
 UNBIND_CARD_PURPOSE = "UNBIND_CARD"
@@ -56,10 +56,8 @@ async def bind_card(
     return card
 
 
-async def list_cards(
-    uow: BindingUnitOfWork, *, account_id: str, include_unbound: bool
-) -> list[Card]:
-    return await uow.cards.list_for_account(account_id, include_unbound=include_unbound)
+async def list_cards(reads: BindingReads, *, account_id: str, include_unbound: bool) -> list[Card]:
+    return await reads.cards.list_for_account(account_id, include_unbound=include_unbound)
 
 
 async def load_own_card(

@@ -94,6 +94,21 @@ class GrantAcceptance(Protocol):
         ...
 
 
+class CardReads(Protocol):
+    async def list_for_account(self, account_id: str, *, include_unbound: bool) -> list[Card]:
+        """Most recently bound first."""
+        ...
+
+
+class BindingReads(Protocol):
+    """The reads an RPC makes without changing anything, outside any unit of work (one
+    statement each on PostgreSQL: `walletcore.db.SingleStatementReads`). A
+    `BindingUnitOfWork` is one too, so a use case that only reads runs on either."""
+
+    @property
+    def cards(self) -> CardReads: ...
+
+
 class BindingUnitOfWork(Protocol):
     """One transaction per RPC: `async with uow:`, then `await uow.commit()`; leaving the
     block without committing rolls everything back."""

@@ -9,7 +9,7 @@ import json
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import Row, and_, insert, or_, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,10 +26,16 @@ from services.kyc.domain.documents import DocumentType
 from services.kyc.domain.images import DocumentImage, ImageSide
 from services.kyc.domain.reasons import page_token_invalid
 from services.kyc.service.ports import QueuePage
-from walletcore.db import is_unique_violation, lock_for_update
+from walletcore.db import SingleStatementReads, is_unique_violation, lock_for_update
 from walletcore.errors import Aborted
 
 _QUEUE_ORDER: Final = (verification_cases.c.submitted_at, verification_cases.c.id)
+_LATEST_CASE: Final = (
+    select(verification_cases)
+    .where(verification_cases.c.account_id == bindparam("account_id"))
+    .order_by(verification_cases.c.attempt.desc())
+    .limit(1)
+)
 
 
 class SqlCases:
@@ -42,21 +48,14 @@ class SqlCases:
         if for_update:
             statement = lock_for_update(statement)
         row = (await self._session.execute(statement)).one_or_none()
-        return None if row is None else self._case_from(row)
+        return None if row is None else case_from(row, self._protection)
 
     async def latest_for_account(
         self, account_id: str, *, for_update: bool = False
     ) -> VerificationCase | None:
-        statement = (
-            select(verification_cases)
-            .where(verification_cases.c.account_id == account_id)
-            .order_by(verification_cases.c.attempt.desc())
-            .limit(1)
-        )
-        if for_update:
-            statement = lock_for_update(statement)
-        row = (await self._session.execute(statement)).one_or_none()
-        return None if row is None else self._case_from(row)
+        statement = lock_for_update(_LATEST_CASE) if for_update else _LATEST_CASE
+        row = (await self._session.execute(statement, {"account_id": account_id})).one_or_none()
+        return None if row is None else case_from(row, self._protection)
 
     async def add(self, case: VerificationCase, identity_digests_: list[str]) -> None:
         values = {
@@ -127,7 +126,7 @@ class SqlCases:
         rows = (
             await self._session.execute(statement.order_by(*_QUEUE_ORDER).limit(limit + 1))
         ).all()
-        page = [self._case_from(row) for row in rows[:limit]]
+        page = [case_from(row, self._protection) for row in rows[:limit]]
         duplicates = await self._duplicated([case.id for case in page])
         next_token = _token(page[-1]) if len(rows) > limit and page else ""
         return QueuePage(page, duplicates, next_token)
@@ -149,31 +148,52 @@ class SqlCases:
         )
         return set((await self._session.scalars(statement)).all())
 
-    def _case_from(self, row: Row[Any]) -> VerificationCase:
-        review = None
-        if row.decision is not None:
-            review = Review(
-                reviewer_id=row.reviewer_id,
-                decision=Decision(row.decision),
-                reason=None if row.reason is None else RejectionReason(row.reason),
-                note=self._protection.open_note(row.id, row.note),
-                decided_at=row.decided_at,
-            )
-        return VerificationCase(
-            id=row.id,
-            account_id=row.account_id,
-            identity=self._protection.open_identity(
-                row.id,
-                row.identity,
-                document_type=DocumentType(row.document_type),
-                issuing_country=row.issuing_country,
-            ),
-            submitted_at=row.submitted_at,
-            attempt=row.attempt,
-            state=CaseState(row.state),
-            resubmission_of=row.resubmission_of,
-            review=review,
+
+class SqlCaseReads:
+    """The `CaseReads` port: one statement per read, outside any unit of work."""
+
+    def __init__(self, reads: SingleStatementReads, protection: Protection) -> None:
+        self._reads = reads
+        self._protection = protection
+
+    async def latest_for_account(self, account_id: str) -> VerificationCase | None:
+        rows = await self._reads.all(_LATEST_CASE, {"account_id": account_id})
+        return case_from(rows[0], self._protection) if rows else None
+
+
+class SqlKycReads:
+    """The `KycReads` port (GetVerification's read, without a transaction)."""
+
+    def __init__(self, reads: SingleStatementReads, protection: Protection) -> None:
+        self.cases = SqlCaseReads(reads, protection)
+
+
+def case_from(row: Any, protection: Protection) -> VerificationCase:
+    """A case from a `verification_cases` row (SQLAlchemy's or a single-statement read's)."""
+    review = None
+    if row.decision is not None:
+        review = Review(
+            reviewer_id=row.reviewer_id,
+            decision=Decision(row.decision),
+            reason=None if row.reason is None else RejectionReason(row.reason),
+            note=protection.open_note(row.id, row.note),
+            decided_at=row.decided_at,
         )
+    return VerificationCase(
+        id=row.id,
+        account_id=row.account_id,
+        identity=protection.open_identity(
+            row.id,
+            row.identity,
+            document_type=DocumentType(row.document_type),
+            issuing_country=row.issuing_country,
+        ),
+        submitted_at=row.submitted_at,
+        attempt=row.attempt,
+        state=CaseState(row.state),
+        resubmission_of=row.resubmission_of,
+        review=review,
+    )
 
 
 def _token(case: VerificationCase) -> str:

@@ -58,6 +58,21 @@ class Cases(Protocol):
         ...
 
 
+class CaseReads(Protocol):
+    async def latest_for_account(self, account_id: str) -> VerificationCase | None:
+        """The account's most recent case."""
+        ...
+
+
+class KycReads(Protocol):
+    """The reads an RPC makes without changing anything, outside any unit of work (one
+    statement each on PostgreSQL: `walletcore.db.SingleStatementReads`). A `KycUnitOfWork`
+    is one too, so a use case that only reads runs on either."""
+
+    @property
+    def cases(self) -> CaseReads: ...
+
+
 class DocumentStore(Protocol):
     """Where images live: the database now (encrypted, the case id as associated data); an
     object store can take its place behind this port."""

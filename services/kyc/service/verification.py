@@ -18,7 +18,7 @@ from services.kyc.domain.images import DocumentImage, ImageSide
 from services.kyc.domain.names import normalise_legal_name
 from services.kyc.domain.reasons import Reason, invalid, verification_not_found
 from services.kyc.service.context import KycContext
-from services.kyc.service.ports import KycUnitOfWork
+from services.kyc.service.ports import KycReads, KycUnitOfWork
 from walletcore.errors import FieldViolation, InvalidArgument
 
 _T = TypeVar("_T")
@@ -158,9 +158,9 @@ async def submit_verification(
     return case
 
 
-async def get_verification(uow: KycUnitOfWork, *, account_id: str) -> VerificationCase:
+async def get_verification(reads: KycReads, *, account_id: str) -> VerificationCase:
     """The caller's latest case; VERIFICATION_NOT_FOUND before the first submission."""
-    case = await uow.cases.latest_for_account(account_id)
+    case = await reads.cases.latest_for_account(account_id)
     if case is None:
         raise verification_not_found()
     return case

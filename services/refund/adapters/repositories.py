@@ -8,11 +8,24 @@ write lock from BEGIN IMMEDIATE, which serialises the same way.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, Final
 
-from sqlalchemy import Row, and_, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    Integer,
+    Row,
+    Select,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from services.refund.adapters import tables
@@ -33,7 +46,7 @@ from services.refund.domain.refunds import (
     Transition,
 )
 from services.refund.service.ports import Page
-from walletcore.db import Executor, dialect_name, lock_for_update
+from walletcore.db import Executor, SingleStatementReads, dialect_name, lock_for_update
 
 
 def _payment(row: Row[Any]) -> CapturedPayment:
@@ -178,7 +191,7 @@ def _attempt_values(refund_id: str, seq: int, attempt: PayoutAttempt) -> dict[st
     }
 
 
-def _attempt(row: Row[Any]) -> PayoutAttempt:
+def _attempt(row: Any) -> PayoutAttempt:
     return PayoutAttempt(
         attempt_id=row.attempt_id,
         instrument_id=row.instrument_id,
@@ -216,6 +229,98 @@ def _refund(row: Row[Any], attempts: list[PayoutAttempt]) -> Refund:
         attempts=attempts,
         operator_actions=[_action(a) for a in json.loads(row.operator_actions)],
     )
+
+
+_ATTEMPT_PREFIX = "attempt__"
+
+
+def _own_refunds(*, by_payment: bool, paged: bool) -> Select[Any]:
+    """A page of an account's refunds, newest first, each joined with its payout attempts
+    (one row per attempt, or one with no attempt): the whole page in one statement."""
+    c = tables.refunds.c
+    page = select(tables.refunds).where(c.account_id == bindparam("account_id"))
+    if by_payment:
+        page = page.where(c.payment_id == bindparam("payment_id"))
+    if paged:
+        at = bindparam("after_at", type_=c.requested_at.type)
+        key = bindparam("after_id", type_=c.refund_id.type)
+        page = page.where(or_(c.requested_at < at, and_(c.requested_at == at, c.refund_id < key)))
+    listed = (
+        page.order_by(c.requested_at.desc(), c.refund_id.desc())
+        .limit(bindparam("size", type_=Integer))
+        .subquery("page")
+    )
+    a = tables.payout_attempts
+    return (
+        select(listed, *(column.label(_ATTEMPT_PREFIX + column.name) for column in a.c))
+        .select_from(listed.outerjoin(a, a.c.refund_id == listed.c.refund_id))
+        .order_by(listed.c.requested_at.desc(), listed.c.refund_id.desc(), a.c.seq)
+    )
+
+
+# Built once per shape, so a single-statement read compiles each once.
+_OWN_REFUNDS: Final = {
+    (by_payment, paged): _own_refunds(by_payment=by_payment, paged=paged)
+    for by_payment in (False, True)
+    for paged in (False, True)
+}
+
+
+def own_refunds(
+    account_id: str, payment_id: str | None, page: Page
+) -> tuple[Select[Any], dict[str, Any]]:
+    """The statement and parameters of a page of `account_id`'s refunds (of one payment when
+    `payment_id` is set); `refunds_with_attempts` turns its rows into refunds."""
+    parameters: dict[str, Any] = {"account_id": account_id, "size": page.size}
+    if payment_id is not None:
+        parameters["payment_id"] = payment_id
+    if page.after is not None:
+        parameters["after_at"], parameters["after_id"] = page.after
+    return _OWN_REFUNDS[payment_id is not None, page.after is not None], parameters
+
+
+def refunds_with_attempts(rows: Iterable[Any]) -> list[Refund]:
+    """Refunds from `own_refunds` rows, in their order, each with its attempts by seq."""
+    refund_rows: dict[str, Any] = {}
+    attempts: dict[str, list[PayoutAttempt]] = {}
+    for row in rows:
+        if row.refund_id not in refund_rows:
+            refund_rows[row.refund_id] = row
+            attempts[row.refund_id] = []
+        fields = row._asdict()
+        if fields[_ATTEMPT_PREFIX + "attempt_id"] is not None:
+            attempts[row.refund_id].append(
+                _attempt(
+                    SimpleNamespace(
+                        **{
+                            name.removeprefix(_ATTEMPT_PREFIX): value
+                            for name, value in fields.items()
+                            if name.startswith(_ATTEMPT_PREFIX)
+                        }
+                    )
+                )
+            )
+    return [_refund(row, attempts[refund_id]) for refund_id, row in refund_rows.items()]
+
+
+class SqlRefundReads:
+    """The `RefundReads` port: one statement per read, outside any unit of work."""
+
+    def __init__(self, reads: SingleStatementReads) -> None:
+        self._reads = reads
+
+    async def list_for_account(
+        self, account_id: str, payment_id: str | None, page: Page
+    ) -> list[Refund]:
+        statement, parameters = own_refunds(account_id, payment_id, page)
+        return refunds_with_attempts(await self._reads.all(statement, parameters))
+
+
+class SqlReads:
+    """The `RefundReads` port (ListRefunds' read, without a transaction)."""
+
+    def __init__(self, reads: SingleStatementReads) -> None:
+        self.refunds = SqlRefundReads(reads)
 
 
 class SqlRefunds:
@@ -293,17 +398,8 @@ class SqlRefunds:
     async def list_for_account(
         self, account_id: str, payment_id: str | None, page: Page
     ) -> list[Refund]:
-        c = tables.refunds.c
-        statement = select(tables.refunds).where(c.account_id == account_id)
-        if payment_id is not None:
-            statement = statement.where(c.payment_id == payment_id)
-        if page.after is not None:
-            at, key = page.after
-            statement = statement.where(
-                or_(c.requested_at < at, and_(c.requested_at == at, c.refund_id < key))
-            )
-        statement = statement.order_by(c.requested_at.desc(), c.refund_id.desc()).limit(page.size)
-        return await self._load((await self._executor.execute(statement)).all())
+        statement, parameters = own_refunds(account_id, payment_id, page)
+        return refunds_with_attempts(await self._executor.execute(statement, parameters))
 
     async def queue(self, states: Sequence[RefundState], page: Page) -> list[Refund]:
         c = tables.refunds.c

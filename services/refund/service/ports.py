@@ -99,6 +99,23 @@ class GrantAcceptance(Protocol):
     ) -> VerifiedGrant: ...
 
 
+class RefundReads(Protocol):
+    async def list_for_account(
+        self, account_id: str, payment_id: str | None, page: Page
+    ) -> list[Refund]:
+        """Newest request first."""
+        ...
+
+
+class Reads(Protocol):
+    """The reads an RPC makes without changing anything, outside any unit of work (one
+    statement each on PostgreSQL: `walletcore.db.SingleStatementReads`). A
+    `RefundUnitOfWork` is one too, so a use case that only reads runs on either."""
+
+    @property
+    def refunds(self) -> RefundReads: ...
+
+
 class RefundUnitOfWork(Protocol):
     payments: Payments
     refunds: Refunds

@@ -25,7 +25,7 @@ from services.refund.domain.reasons import Reason
 from services.refund.domain.refunds import SYSTEM_ACTOR, Evidence, Refund, RefundReason
 from services.refund.service.context import RefundContext
 from services.refund.service.ledger import payment_not_found
-from services.refund.service.ports import Page, RefundUnitOfWork
+from services.refund.service.ports import Page, Reads, RefundUnitOfWork
 from walletcore.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 
 AUTO_APPROVAL_ACTOR = f"{SYSTEM_ACTOR}:auto-approval"
@@ -105,9 +105,9 @@ async def get_own_refund(uow: RefundUnitOfWork, *, account_id: str, refund_id: s
 
 
 async def list_own_refunds(
-    uow: RefundUnitOfWork, *, account_id: str, payment_id: str | None, page: Page
+    reads: Reads, *, account_id: str, payment_id: str | None, page: Page
 ) -> list[Refund]:
-    return await uow.refunds.list_for_account(account_id, payment_id, page)
+    return await reads.refunds.list_for_account(account_id, payment_id, page)
 
 
 async def list_own_payments(

@@ -260,3 +260,20 @@ async def test_messages_over_the_receive_limit_are_refused(start_server: StartSe
 
     assert small.value == "anonymous:"
     assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+async def test_two_processes_share_a_port_only_when_both_ask_to(start_server: StartServer) -> None:
+    """REUSE_PORT (scaling out on one host): a second server binds the first's port when both
+    set it, and both serve; one that does not set it fails to start instead of sharing."""
+    servicer = ProbeServicer()
+    async with start_server([public_port(servicer)], reuse_port=True) as first:
+        port = first.ports["public"]
+        async with start_server(
+            [public_port(servicer)], reuse_port=True, public_port=port
+        ) as second:
+            assert second.ports["public"] == port
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                assert await health_of(channel) == SERVING
+        with pytest.raises(RuntimeError):
+            async with start_server([public_port(servicer)], public_port=port):
+                pass

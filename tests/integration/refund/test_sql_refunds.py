@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.refund.adapters import tables
+from services.refund.adapters.repositories import SqlReads
 from services.refund.adapters.uow import SqlRefundUnitOfWork
 from services.refund.domain.money import Money
 from services.refund.domain.payments import CapturedPayment
@@ -24,6 +25,7 @@ from services.refund.domain.refunds import (
     AttemptState,
     Evidence,
     FailureReason,
+    Refund,
     RefundReason,
     RefundState,
 )
@@ -34,7 +36,7 @@ from services.refund.service.ledger import record_captured_payment
 from services.refund.service.payouts import PayoutWorker
 from services.refund.service.ports import Page, RefundUnitOfWork
 from services.refund.service.requests import RefundRequest, request_refund
-from walletcore.db import create_engine, session_factory
+from walletcore.db import SingleStatementReads, create_engine, session_factory
 from walletcore.errors import FailedPrecondition, PermissionDenied
 from walletcore.fakes import FakeClock
 from walletcore.migrations import service_migrations_dir, upgrade_to_head
@@ -249,3 +251,39 @@ async def test_concurrent_requests_on_one_payment_never_over_refund(
         reserved = (await connection.execute(select(tables.payments.c.reserved_minor))).scalar_one()
         amounts = (await connection.execute(select(tables.refunds.c.amount_minor))).scalars().all()
     assert reserved == sum(amounts) == 50_000
+
+
+async def test_the_single_statement_list_of_refunds_is_the_unit_of_works(
+    tx: Transactions[RefundUnitOfWork], ctx: RefundContext, clock: FakeClock, engine: AsyncEngine
+) -> None:
+    """ListRefunds' read (one statement outside any transaction, the page joined with its
+    payout attempts) gives the refunds `get` gives, newest first, page by page."""
+    await capture(tx, ctx, 100_000)
+    paid = await tx.run(lambda uow: request_refund(uow, ctx, account_id=ACCOUNT, request=body(1)))
+    assert isinstance(ctx.gateway, FakeGateway)
+    ctx.gateway.behaviours = [GatewayBehaviour.ERROR, GatewayBehaviour.PAY]
+    await PayoutWorker(tx, ctx).run_once()
+    clock.advance(timedelta(minutes=1))
+    waiting = await tx.run(
+        lambda uow: request_refund(uow, ctx, account_id=ACCOUNT, request=body(10_000))
+    )
+    stored: list[Refund] = []
+    for refund in (waiting, paid):
+
+        async def load(uow: RefundUnitOfWork, refund_id: str = refund.refund_id) -> Refund | None:
+            return await uow.refunds.get(refund_id)
+
+        loaded = await tx.run(load)
+        assert loaded is not None
+        stored.append(loaded)
+    assert [len(refund.attempts) for refund in stored] == [0, 2]
+    statements = SingleStatementReads(engine)
+    try:
+        reads = SqlReads(statements).refunds
+        assert await reads.list_for_account(ACCOUNT, None, Page(10)) == stored
+        assert await reads.list_for_account(ACCOUNT, "pay-1", Page(1)) == stored[:1]
+        after = (waiting.requested_at, waiting.refund_id)
+        assert await reads.list_for_account(ACCOUNT, None, Page(1, after)) == stored[1:]
+        assert await reads.list_for_account("acct-2", None, Page(10)) == []
+    finally:
+        await statements.close()
