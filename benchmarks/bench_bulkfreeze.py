@@ -1,5 +1,5 @@
 """Bulk freeze as the security team runs it: `walletsec bulk-freeze` from a CSV of 10,000 accounts
-(1,000 with QUICK=1) against auth on PostgreSQL, in its default batches, end to end.
+(300 with QUICK=1) against auth on PostgreSQL, in its default batches, end to end.
 
 Auth runs as in the hotpath bench (its own process, PostgreSQL, Redis limiter); the accounts
 (a phone, an e-mail and a live session each) are written with auth's own repositories. Each
@@ -27,7 +27,7 @@ from typing import Final
 from benchmarks.bench_hotpath import _auth_env, _databases, _seed, _start
 from benchmarks.report import QUICK, Row, command
 
-ACCOUNTS: Final = 1_000 if QUICK else 10_000
+ACCOUNTS: Final = 300 if QUICK else 10_000
 CLI_TIMEOUT_SECONDS: Final = 600.0
 
 
