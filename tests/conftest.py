@@ -4,9 +4,11 @@ Tiers follow folders: tests/unit, tests/api, tests/integration, tests/e2e each g
 the same name, so `pytest -m unit` runs the fast tier alone.
 
 PostgreSQL and Redis come from, in order: the DATABASE_URL / REDIS_URL environment variables,
-a testcontainers container when a Docker engine answers, or nowhere, in which case the tests that
-need them are skipped with the reason. With REQUIRE_SERVICES=1 (CI) a missing service fails the
-run instead of skipping it.
+with TEST_COMPOSE_STACK=1 the `postgres` and `redis` services of docker-compose.yml (started
+through testcontainers' compose support, so the tests run against the images and settings the
+compose stack uses), a testcontainers container when a Docker engine answers, or nowhere, in
+which case the tests that need them are skipped with the reason. With REQUIRE_SERVICES=1 (CI)
+a missing service fails the run instead of skipping it.
 
 Hypothesis runs under the derandomized `ci` profile unless HYPOTHESIS_PROFILE names another
 (`fuzz`): see tests/support/profiles.py.
@@ -19,6 +21,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,11 +88,42 @@ def to_asyncpg_url(url: str) -> str:
     raise ValueError("DATABASE_URL must be a PostgreSQL URL")
 
 
+_COMPOSE_FILE = Path(__file__).resolve().parent.parent / "docker-compose.yml"
+# docker-compose.yml's development credentials for its postgres service (never production's).
+_COMPOSE_POSTGRES = "postgresql+asyncpg://wallet:wallet-dev-only@{host}:{port}/wallet"
+
+
+def _compose_requested() -> bool:
+    return os.environ.get("TEST_COMPOSE_STACK", "") == "1"
+
+
 @pytest.fixture(scope="session")
-def postgres_server_url() -> Iterator[str]:
+def compose_stack() -> Iterator[Any]:
+    """docker-compose.yml's postgres and redis services, up for the whole session."""
+    if not _docker_answers():
+        _unavailable("the compose stack", "TEST_COMPOSE_STACK=1 but no Docker engine answers")
+    from testcontainers.compose import DockerCompose
+
+    with DockerCompose(
+        _COMPOSE_FILE.parent,
+        compose_file_name=_COMPOSE_FILE.name,
+        services=["postgres", "redis"],
+        wait=True,
+    ) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """URL of a PostgreSQL server (asyncpg dialect) the whole session may use."""
     if url := os.environ.get("DATABASE_URL"):
         yield to_asyncpg_url(url)
+        return
+    if _compose_requested():
+        host, port = request.getfixturevalue("compose_stack").get_service_host_and_port(
+            "postgres", 5432
+        )
+        yield _COMPOSE_POSTGRES.format(host=host, port=port)
         return
     if not _docker_answers():
         _unavailable("PostgreSQL", "DATABASE_URL is not set and no Docker engine answers")
@@ -100,10 +134,16 @@ def postgres_server_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
+def redis_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """URL of a Redis server the whole session may use; tests isolate by key prefix."""
     if url := os.environ.get("REDIS_URL"):
         yield url
+        return
+    if _compose_requested():
+        host, port = request.getfixturevalue("compose_stack").get_service_host_and_port(
+            "redis", 6379
+        )
+        yield f"redis://{host}:{port}/0"
         return
     if not _docker_answers():
         _unavailable("Redis", "REDIS_URL is not set and no Docker engine answers")
