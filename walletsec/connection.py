@@ -17,8 +17,8 @@ from walletcore.grpc.status import error_details
 from walletcore.validation import COMPACT_JWS
 
 # The names of the variables, not secrets.
-TOKEN_ENV: Final = "WALLETSEC_OPERATOR_TOKEN"  # noqa: S105
-TOKEN_FILE_ENV: Final = "WALLETSEC_OPERATOR_TOKEN_FILE"  # noqa: S105
+TOKEN_ENV: Final = "WALLETSEC_OPERATOR_TOKEN"  # noqa: S105 (a variable name, not a token)
+TOKEN_FILE_ENV: Final = "WALLETSEC_OPERATOR_TOKEN_FILE"  # noqa: S105 (a variable name)
 RPC_TIMEOUT_SECONDS: Final = 30.0
 MAX_RECEIVE_BYTES: Final = 16 * 1024 * 1024
 """KYC's GetCase returns up to three 5 MiB images (kyc_review_service.proto)."""
