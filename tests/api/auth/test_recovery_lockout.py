@@ -31,6 +31,7 @@ from tests.api.auth.recovery_helpers import (
     start_self_freeze,
     wrong_code,
 )
+from tests.support.figures import record
 from wallet.auth.v1 import auth_service_pb2 as pb
 from wallet.auth.v1 import types_pb2
 from walletcore.clock import utc_now
@@ -132,6 +133,14 @@ async def test_past_the_limit_of_wrong_reset_codes_even_the_right_one_is_refused
     refusal = await refused(complete_reset(app, reset_id, code))
 
     assert (refusal.code, refusal.reason) == RATE_LIMITED
+    policy = app.app.ctx.rules.code_failure_policy
+    record(
+        "reset code brute force (SMS)",
+        f"3 codes sent to one phone, {2 * TRIES_PER_CODE} wrong tries on the first 2, the right "
+        f"code of the third refused: 0 accepted; at most {TRIES_PER_CODE} tries per code "
+        f"({app.app.ctx.rules.otp_lifetimes.sms.total_seconds() / 60:g} min of life), "
+        f"{policy.limit} per account per {policy.window.total_seconds() / 3600:g} h",
+    )
 
 
 async def test_a_strangers_wrong_self_freeze_codes_leave_the_owners_self_freeze_working(
