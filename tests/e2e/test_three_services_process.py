@@ -19,7 +19,13 @@ import pytest
 
 from tests.api.auth.harness import bearer, operator_metadata
 from tests.api.kyc.harness import LEGAL_NAME, RESIDENT_ID, reviewer, submit_request
-from tests.e2e.test_kyc_process import KINDS, ServiceProcess, request_id, start, stop
+from tests.e2e.test_kyc_process import (
+    ServiceProcess,
+    fixed_ports,
+    request_id,
+    started_in_order,
+    stop,
+)
 from tests.support.notify import SmsWebhookCatcher, extract_code
 from wallet.auth.v1 import account_admin_service_pb2 as admin_pb
 from wallet.auth.v1 import account_admin_service_pb2_grpc, auth_service_pb2, auth_service_pb2_grpc
@@ -40,15 +46,11 @@ TEST_CARD: Final = "4242 4242 4242 4242"
 BASE_PORT: Final = 30100
 
 
-def ports_of(index: int) -> dict[str, int]:
-    return {kind: BASE_PORT + 4 * index + offset for offset, kind in enumerate(KINDS)}
-
-
 @pytest.fixture
 async def three_services(
     tmp_path: Path, sms_webhook_catcher: SmsWebhookCatcher
 ) -> AsyncIterator[dict[str, ServiceProcess]]:
-    ports = {name: ports_of(index) for index, name in enumerate(("auth", "kyc", "binding"))}
+    ports = fixed_ports(BASE_PORT, ("auth", "kyc", "binding"))
     settings = {
         "auth": {
             "RATE_LIMITER": "memory",
@@ -67,16 +69,8 @@ async def three_services(
             "KYC_INTERNAL_ADDRESS": f"127.0.0.1:{ports['kyc']['INTERNAL']}",
         },
     }
-    running: dict[str, ServiceProcess] = {}
-    try:
-        for name in ("auth", "kyc", "binding"):
-            running[name] = await start(name, tmp_path, settings[name], ports[name])
+    async with started_in_order(tmp_path, settings, ports) as running:
         yield running
-    finally:
-        for service in reversed(running.values()):
-            if service.process.returncode is None:
-                service.process.kill()
-                await service.process.wait()
 
 
 async def register(channel: grpc.aio.Channel, sms: SmsWebhookCatcher) -> tuple[str, str]:
