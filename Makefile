@@ -7,7 +7,7 @@ PY      := $(VENV)/bin/python
 BUF     := node_modules/.bin/buf
 STAMP   := $(VENV)/.installed
 
-.PHONY: help setup run demo test test-fast fuzz lint proto proto-check buf-breaking bench lock clean
+.PHONY: help setup run demo test test-fast fuzz lint audit proto proto-check buf-breaking bench lock clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -54,6 +54,12 @@ lint: setup node_modules/.installed  ## buf lint, stale generated code, ruff, my
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+# pip-audit of requirements.lock (scripts/audit_deps.py: ignored vulnerabilities are listed there,
+# each with its reason). Exit 3 when the vulnerability service gives no answer: that is no
+# result, never a pass; AUDIT_FLAGS=--allow-unreachable turns it into a warning (CI does).
+audit: setup  ## pip-audit the locked dependencies (AUDIT_SERVICE=osv for api.osv.dev)
+	$(PY) scripts/audit_deps.py $(AUDIT_FLAGS)
 
 proto: setup  ## Regenerate Python code (and .pyi stubs) from protos/
 	$(PY) scripts/gen_protos.py gen/python

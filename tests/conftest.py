@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.figures import recorded
 from tests.support.profiles import (
     generated_requests_sent,
     matrix_calls_refused,
@@ -52,6 +53,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(
             f"authorization matrix: calls refused as they should be: {refused:,}"
         )
+    if figures := recorded():
+        terminalreporter.write_line("attack figures (docs/security.md):")
+        for line in figures:
+            terminalreporter.write_line(f"  {line}")
 
 
 def _require_services() -> bool:

@@ -193,7 +193,8 @@ def limiter_from_settings(
 ) -> RateLimiter:
     """Redis when the settings say so (production), else the in-process limiter."""
     if settings.rate_limiter == "redis":
-        assert settings.redis_url is not None  # the settings refuse redis without a URL
+        if settings.redis_url is None:  # an invariant, checked also under python -O
+            raise RuntimeError("the settings refuse redis without a URL")
         return RedisRateLimiter(
             settings.redis_url,
             namespace=namespace,

@@ -101,7 +101,8 @@ def root(
 
 def state_of(ctx: typer.Context) -> State:
     state = ctx.find_object(State)
-    assert state is not None, "the root callback sets the state"
+    if state is None:  # an invariant, checked also under python -O
+        raise RuntimeError("the root callback sets the state")
     return state
 
 

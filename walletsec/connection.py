@@ -20,8 +20,8 @@ from walletcore.grpc.status import error_details
 from walletcore.validation import COMPACT_JWS
 
 # The names of the variables, not secrets.
-TOKEN_ENV: Final = "WALLETSEC_OPERATOR_TOKEN"  # noqa: S105
-TOKEN_FILE_ENV: Final = "WALLETSEC_OPERATOR_TOKEN_FILE"  # noqa: S105
+TOKEN_ENV: Final = "WALLETSEC_OPERATOR_TOKEN"  # noqa: S105 (a variable name, not a token)
+TOKEN_FILE_ENV: Final = "WALLETSEC_OPERATOR_TOKEN_FILE"  # noqa: S105 (a variable name)
 CA_FILE_ENV: Final = "WALLETSEC_CA_FILE"
 CERT_FILE_ENV: Final = "WALLETSEC_CERT_FILE"
 KEY_FILE_ENV: Final = "WALLETSEC_KEY_FILE"

@@ -79,7 +79,7 @@ class Ledger:
 
     def __post_init__(self) -> None:
         # Draws repeat from the seed, so a simulated run can be replayed; nothing secret.
-        self._random = random.Random(self.config.seed)  # noqa: S311
+        self._random = random.Random(self.config.seed)  # noqa: S311 (a seeded simulator of payout outcomes, no secret)
 
     def _behaviour(self) -> str:
         if self.script:

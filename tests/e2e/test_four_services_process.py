@@ -29,7 +29,13 @@ from tests.api.kyc.harness import LEGAL_NAME, RESIDENT_ID, reviewer, submit_requ
 from tests.api.walletsec.cli_helpers import operator_token
 from tests.conftest import fresh_postgres_database
 from tests.e2e.refund_peers import simulated_gateway
-from tests.e2e.test_kyc_process import KINDS, ServiceProcess, request_id, start, stop
+from tests.e2e.test_kyc_process import (
+    ServiceProcess,
+    fixed_ports,
+    request_id,
+    started_in_order,
+    stop,
+)
 from tests.support.notify import SmsWebhookCatcher, extract_code
 from wallet.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
 from wallet.binding.v1 import binding_service_pb2, binding_service_pb2_grpc
@@ -63,10 +69,6 @@ BASE_PORT: Final = 30100
 SETTLE_SECONDS: Final = 30.0
 
 
-def ports_of(index: int) -> dict[str, int]:
-    return {kind: BASE_PORT + 4 * index + offset for offset, kind in enumerate(KINDS)}
-
-
 @pytest.fixture
 async def four_services(
     tmp_path: Path,
@@ -75,9 +77,8 @@ async def four_services(
     redis_url: str,
     redis_prefix: str,
 ) -> AsyncIterator[dict[str, ServiceProcess]]:
-    ports = {name: ports_of(index) for index, name in enumerate(SERVICES)}
+    ports = fixed_ports(BASE_PORT, SERVICES)
     internal = {name: f"127.0.0.1:{ports[name]['INTERNAL']}" for name in SERVICES}
-    running: dict[str, ServiceProcess] = {}
     async with (
         fresh_postgres_database(postgres_server_url) as auth_db,
         fresh_postgres_database(postgres_server_url) as kyc_db,
@@ -120,15 +121,8 @@ async def four_services(
                 "PAYOUT_INTERVAL_SECONDS": "0.1",
             },
         }
-        try:
-            for name in SERVICES:
-                running[name] = await start(name, tmp_path, settings[name], ports[name])
+        async with started_in_order(tmp_path, settings, ports) as running:
             yield running
-        finally:
-            for service in reversed(running.values()):
-                if service.process.returncode is None:
-                    service.process.kill()
-                    await service.process.wait()
 
 
 async def register(

@@ -11,6 +11,7 @@ import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,6 +97,33 @@ async def start(
                     pass
                 await asyncio.sleep(0.1)
     pytest.fail(f"{name} exited with {process.returncode}:\n{running.output()}")
+
+
+def fixed_ports(base_port: int, names: tuple[str, ...]) -> dict[str, dict[str, int]]:
+    """Four ports (by kind) per service of `names`, from `base_port` on: fixed, so each service
+    learns its peers' addresses before they start."""
+    return {
+        name: {kind: base_port + 4 * index + offset for offset, kind in enumerate(KINDS)}
+        for index, name in enumerate(names)
+    }
+
+
+@asynccontextmanager
+async def started_in_order(
+    tmp_path: Path, settings: dict[str, dict[str, str]], ports: dict[str, dict[str, int]]
+) -> AsyncIterator[dict[str, ServiceProcess]]:
+    """Each service of `settings`, in its order, on its `ports`; those still running after
+    the test (or a failed start) are killed."""
+    running: dict[str, ServiceProcess] = {}
+    try:
+        for name, values in settings.items():
+            running[name] = await start(name, tmp_path, values, ports[name])
+        yield running
+    finally:
+        for service in reversed(running.values()):
+            if service.process.returncode is None:
+                service.process.kill()
+                await service.process.wait()
 
 
 async def stop(running: ServiceProcess) -> int:

@@ -200,7 +200,8 @@ def _advice(event: SecurityEvent) -> str:
 def _message(to: Contact, subject: str, text: str) -> SmsMessage | EmailMessage:
     if isinstance(to, Phone):
         return SmsMessage(to=to.e164, text=text)
-    assert isinstance(to, Email)
+    if not isinstance(to, Email):  # an invariant, checked also under python -O
+        raise TypeError("a contact is a phone or an e-mail")
     return EmailMessage(to=to.address, subject=subject, text=text)
 
 

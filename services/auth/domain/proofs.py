@@ -90,7 +90,8 @@ class CheckOutcome:
 
     def proof_or_raise(self) -> VerifiedFactor:
         if self.proof is None:
-            assert self.failure is not None
+            if self.failure is None:  # an invariant, checked also under python -O
+                raise RuntimeError("an outcome without its result holds its failure")
             raise self.failure
         return self.proof
 

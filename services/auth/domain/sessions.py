@@ -78,7 +78,8 @@ class Rotation:
 
     def new_token_or_raise(self) -> RefreshToken:
         if self.new_token is None:
-            assert self.failure is not None
+            if self.failure is None:  # an invariant, checked also under python -O
+                raise RuntimeError("an outcome without its result holds its failure")
             raise self.failure
         return self.new_token
 

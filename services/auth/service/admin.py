@@ -142,7 +142,8 @@ async def freeze_account(
     if not already_frozen:
         await _apply(uow, account, events)
     frozen_at = account.frozen_at
-    assert frozen_at is not None
+    if frozen_at is None:  # an invariant, checked also under python -O
+        raise RuntimeError("a frozen account has its freeze time")
     outcome = FreezeOutcome.ALREADY_FROZEN if already_frozen else FreezeOutcome.FROZEN
     await _audit(
         uow,

@@ -215,7 +215,8 @@ async def check_second_factor(
         code_field = f"{field}.totp_code"
         normalize_numeric_code(totp_code, digits=ctx.rules.totp.digits, field=code_field)
     else:
-        assert recovery_code is not None
+        if recovery_code is None:  # an invariant, checked also under python -O
+            raise RuntimeError("a second factor is a TOTP or a recovery code")
         code_field = f"{field}.recovery_code"
         normalize_recovery_code(recovery_code, field=code_field)
     subject = second_factor_ledger_subject(account.id)
@@ -233,7 +234,8 @@ async def check_second_factor(
             parameters=ctx.rules.totp,
         )
     else:
-        assert recovery_code is not None
+        if recovery_code is None:  # an invariant, checked also under python -O
+            raise RuntimeError("a second factor is a TOTP or a recovery code")
         outcome = account.redeem_recovery_code(
             recovery_code,
             purpose=purpose,
@@ -259,7 +261,8 @@ def _totp_secret(ctx: AuthContext, account: Account) -> str:
 async def _proof_or_committed_refusal(uow: AuthUnitOfWork, outcome: CheckOutcome) -> VerifiedFactor:
     await publish(uow, outcome.events)
     if outcome.proof is None:
-        assert outcome.failure is not None
+        if outcome.failure is None:  # an invariant, checked also under python -O
+            raise RuntimeError("a refused check holds its failure")
         raise CommittedRefusal(outcome.failure)
     return outcome.proof
 

@@ -120,7 +120,8 @@ async def complete_registration(
         raw_code=code,
         purpose=ChallengePurpose.REGISTRATION,
     )
-    assert pending.password_hash is not None, "a registration keeps its password hash"
+    if pending.password_hash is None:  # an invariant, checked also under python -O
+        raise RuntimeError("a registration keeps its password hash")
     contact = pending.complete(contact_id=ctx.new_id(), now=now)
     await uow.pending_contacts.save(pending)
     account, events = Account.register(

@@ -70,5 +70,6 @@ async def confirm_self_freeze(
     events = account.freeze_by_self(proof=proof, origin=origin, now=ctx.clock())
     await uow.accounts.save(account)
     await publish(uow, events)
-    assert account.frozen_at is not None
+    if account.frozen_at is None:  # an invariant, checked also under python -O
+        raise RuntimeError("a frozen account has its freeze time")
     return SelfFreezeConfirmed(frozen_at=account.frozen_at)

@@ -92,7 +92,8 @@ async def refresh_session(
     await uow.sessions.save(session)
     await publish(uow, rotation.events)
     if rotation.new_token is None:
-        assert rotation.failure is not None
+        if rotation.failure is None:  # an invariant, checked also under python -O
+            raise RuntimeError("a refused rotation holds its failure")
         raise CommittedRefusal(rotation.failure)
     await uow.sessions.save_refresh_token(presented)
     await uow.sessions.add_refresh_token(rotation.new_token)

@@ -197,7 +197,8 @@ async def complete_contact_change(
     pending = await uow.pending_contacts.get(verification_id, for_update=True)
     if pending is None or pending.purpose is not PendingContactPurpose.CHANGE:
         raise NotFound("no contact change has this id", reason=VERIFICATION_NOT_FOUND)
-    assert pending.account_id is not None
+    if pending.account_id is None:  # an invariant, checked also under python -O
+        raise RuntimeError("a contact change belongs to an account")
     now = ctx.clock()
     pending.ensure_open(now)
     await check_code(

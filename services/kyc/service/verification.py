@@ -121,8 +121,10 @@ def check_submission(submission: Submission, *, today: date) -> CheckedSubmissio
             images[side] = image
     found.raise_any()
     # No violation means both parsed.
-    assert name is not None
-    assert document is not None
+    if name is None:  # an invariant, checked also under python -O
+        raise RuntimeError("no violation means the name parsed")
+    if document is None:  # an invariant, checked also under python -O
+        raise RuntimeError("no violation means the document parsed")
     document.require_adult(today)
     return CheckedSubmission(Identity(name, document), images)
 

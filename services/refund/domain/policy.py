@@ -49,7 +49,8 @@ class RefundPolicy:
         user: rejected, succeeded or failed)."""
         if refund.state is RefundState.REQUESTED:
             deadline = refund.review_deadline
-            assert deadline is not None
+            if deadline is None:  # an invariant, checked also under python -O
+                raise RuntimeError("a requested refund has a review deadline")
             return deadline + self.payout_estimate
         if refund.state in (RefundState.APPROVED, RefundState.PROCESSING):
             started = refund.updated_at or refund.requested_at

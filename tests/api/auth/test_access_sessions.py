@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
+import pytest
 
 from tests.api.auth.access_helpers import failure
 from tests.api.auth.harness import AuthTestApp, bearer, request_id
+from tests.support.figures import record
 from wallet.auth.v1 import auth_service_pb2 as pb
 from wallet.auth.v1 import types_pb2
+from walletcore.grpc.status import error_details
 
 
 async def refresh(auth_app: AuthTestApp, refresh_token: str) -> types_pb2.TokenPair:
@@ -120,3 +125,37 @@ async def test_revoking_a_lost_device_ends_only_that_session(auth_app: AuthTestA
         auth_app.public.GetAccount(pb.GetAccountRequest(), metadata=bearer(lost.access_token))
     )
     assert refused.reason == "SESSION_REVOKED"
+
+
+@pytest.mark.parametrize("auth_backend", ["postgresql"], indirect=True)
+async def test_two_concurrent_refreshes_with_one_token_one_wins_and_the_reuse_ends_the_session(
+    auth_app: AuthTestApp,
+) -> None:
+    """A thief and the owner refresh with the same token at once (two requests, not a retry of
+    one): on PostgreSQL, where both really run together, one rotation wins and the other is a
+    reuse, which revokes the session, the winner's new tokens included (SPEC 3)."""
+    user = await auth_app.register()
+
+    raced = await asyncio.gather(
+        refresh(auth_app, user.tokens.refresh_token),
+        refresh(auth_app, user.tokens.refresh_token),
+        return_exceptions=True,
+    )
+
+    won = [r for r in raced if isinstance(r, types_pb2.TokenPair)]
+    lost = [error_details(r) for r in raced if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(won) == 1
+    assert [(r.code, r.reason) for r in lost] == [
+        (grpc.StatusCode.UNAUTHENTICATED, "REFRESH_TOKEN_REUSED")
+    ]
+    winners_refresh = await failure(refresh(auth_app, won[0].refresh_token))
+    winners_access = await failure(
+        auth_app.public.GetAccount(pb.GetAccountRequest(), metadata=bearer(won[0].access_token))
+    )
+    assert winners_refresh.reason == "REFRESH_TOKEN_INVALID"
+    assert winners_access.reason == "SESSION_REVOKED"
+    record(
+        "refresh-token race (PostgreSQL)",
+        "2 concurrent refreshes with one token: 1 rotated, 1 REFRESH_TOKEN_REUSED, and the "
+        "reuse revoked the session (the winner's new refresh and access tokens refused)",
+    )

@@ -9,8 +9,7 @@ Each destination takes one code per resend interval; these apps shorten it to a 
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import TypeVar
 
@@ -31,10 +30,11 @@ from tests.api.auth.recovery_helpers import (
     start_self_freeze,
     wrong_code,
 )
+from tests.support.figures import record
+from tests.support.retry import when_allowed
 from wallet.auth.v1 import auth_service_pb2 as pb
 from wallet.auth.v1 import types_pb2
 from walletcore.clock import utc_now
-from walletcore.grpc.status import error_details
 
 _T = TypeVar("_T")
 STEP = timedelta(seconds=30)
@@ -57,19 +57,6 @@ async def app(start_auth: StartAuth, clock: FakeClock) -> AsyncIterator[AuthTest
 @pytest.fixture
 async def holder(app: AuthTestApp) -> Holder:
     return await new_holder(app)
-
-
-async def when_allowed(start: Callable[[], Awaitable[_T]]) -> _T:
-    """`start()`, again after the RetryInfo delay while the resend interval still runs."""
-    for _ in range(10):
-        try:
-            return await start()
-        except grpc.aio.AioRpcError as error:
-            refusal = error_details(error)
-            if (refusal.code, refusal.reason) != RATE_LIMITED or refusal.retry_after is None:
-                raise
-            await asyncio.sleep(refusal.retry_after)
-    raise AssertionError("the resend interval never ran out")
 
 
 async def strangers_reset(app: AuthTestApp, holder: Holder) -> tuple[str, str]:
@@ -132,6 +119,14 @@ async def test_past_the_limit_of_wrong_reset_codes_even_the_right_one_is_refused
     refusal = await refused(complete_reset(app, reset_id, code))
 
     assert (refusal.code, refusal.reason) == RATE_LIMITED
+    policy = app.app.ctx.rules.code_failure_policy
+    record(
+        "reset code brute force (SMS)",
+        f"3 codes sent to one phone, {2 * TRIES_PER_CODE} wrong tries on the first 2, the right "
+        f"code of the third refused: 0 accepted; at most {TRIES_PER_CODE} tries per code "
+        f"({app.app.ctx.rules.otp_lifetimes.sms.total_seconds() / 60:g} min of life), "
+        f"{policy.limit} per account per {policy.window.total_seconds() / 3600:g} h",
+    )
 
 
 async def test_a_strangers_wrong_self_freeze_codes_leave_the_owners_self_freeze_working(

@@ -9,7 +9,8 @@ chose and a replay is a replay, whatever the wall clock does meanwhile.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
 from datetime import timedelta
 
 import grpc
@@ -27,9 +28,11 @@ from tests.api.auth.recovery_helpers import (
     refused,
     start_reset,
 )
+from tests.support.figures import record
 from wallet.auth.v1 import auth_service_pb2 as pb
 from wallet.auth.v1 import types_pb2
 from walletcore.clock import utc_now
+from walletcore.grpc.status import error_details
 
 STEP = timedelta(seconds=30)
 
@@ -289,3 +292,90 @@ async def test_a_regeneration_grant_replaces_the_recovery_codes_and_nothing_else
     )
     assert (old.code, old.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "CODE_INVALID")
     assert new.tokens.access_token
+
+
+def guesses(secret: str, clock: FakeClock, count: int) -> list[str]:
+    """The first `count` codes from 000000 up that no step of the drift window accepts now: an
+    attacker trying codes in order, less the ones that would be a lucky hit."""
+    window = {str(pyotp.TOTP(secret).at(clock() + STEP * offset)) for offset in (-1, 0, 1)}
+    return [code for code in (f"{n:06d}" for n in range(count + 3)) if code not in window][:count]
+
+
+# The ledger's counting under concurrency is tested on PostgreSQL in
+# tests/integration/auth/persistence/test_counters.py; here one backend shows the figures.
+@pytest.mark.parametrize("auth_backend", ["sqlite"], indirect=True)
+async def test_brute_forcing_the_authenticator_code_is_checked_only_up_to_the_limit(
+    app: AuthTestApp,
+    holder: Holder,
+    clock: FakeClock,
+    secret_and_codes: tuple[str, list[str]],
+) -> None:
+    """A thief with the password tries codes in order on one pending sign-in: the ledger checks
+    `limit` of them, refuses the rest unchecked, and then refuses even the right code."""
+    secret, _ = secret_and_codes
+    policy = app.app.ctx.rules.code_failure_policy
+    ticket = await ticket_for(app, holder)
+    tried = guesses(secret, clock, 3 * policy.limit)
+
+    answers = [
+        await refused(complete_sign_in(app, ticket, types_pb2.SecondFactor(totp_code=code)))
+        for code in tried
+    ]
+    right = types_pb2.SecondFactor(totp_code=authenticator_code(secret, clock))
+    right_after = await refused(complete_sign_in(app, ticket, right))
+
+    checked = [a for a in answers if a.reason == "CODE_INVALID"]
+    unchecked = [a for a in answers if a.reason == "RATE_LIMITED"]
+    assert len(checked) == policy.limit
+    assert len(unchecked) == len(tried) - policy.limit
+    assert all(a.code is grpc.StatusCode.INVALID_ARGUMENT for a in checked)
+    assert (right_after.code, right_after.reason) == (
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "RATE_LIMITED",
+    )
+    record(
+        "TOTP brute force (one pending sign-in)",
+        f"{len(tried)} wrong codes tried, {len(checked)} checked, 0 accepted, the right code "
+        f"after them refused; at most {policy.limit} guesses per account per "
+        f"{policy.window.total_seconds() / 3600:g} h, {3 * STEP.seconds} s of code life "
+        f"(3 steps) each",
+    )
+
+
+@pytest.mark.parametrize("auth_backend", ["postgresql"], indirect=True)
+async def test_two_concurrent_uses_of_one_grant_exactly_one_wins_and_a_replay_loses(
+    app: AuthTestApp,
+    holder: Holder,
+    clock: FakeClock,
+    secret_and_codes: tuple[str, list[str]],
+) -> None:
+    """On PostgreSQL, where the two calls really run at once: one grant to regenerate the
+    recovery codes, presented twice together (as two requests, not a retry) and once after."""
+    secret, _ = secret_and_codes
+    grant = await grant_by_totp(
+        app,
+        holder,
+        types_pb2.STEP_UP_PURPOSE_REGENERATE_RECOVERY_CODES,
+        authenticator_code(secret, clock),
+    )
+
+    def regenerate() -> Awaitable[pb.RegenerateRecoveryCodesResponse]:
+        return app.public.RegenerateRecoveryCodes(
+            pb.RegenerateRecoveryCodesRequest(request_id=request_id(), grant=grant),
+            metadata=holder.metadata,
+        )
+
+    raced = await asyncio.gather(regenerate(), regenerate(), return_exceptions=True)
+    replay = await refused(regenerate())
+
+    won = [r for r in raced if isinstance(r, pb.RegenerateRecoveryCodesResponse)]
+    lost = [error_details(r) for r in raced if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(won) == 1
+    assert [(r.code, r.reason) for r in lost] == [
+        (grpc.StatusCode.PERMISSION_DENIED, "GRANT_ALREADY_USED")
+    ]
+    assert (replay.code, replay.reason) == (lost[0].code, lost[0].reason)
+    record(
+        "grant race and replay (PostgreSQL)",
+        "2 concurrent uses of one grant: 1 won, 1 GRANT_ALREADY_USED; a replay after: refused",
+    )
