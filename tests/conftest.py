@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.faults import fault_reports
 from tests.support.profiles import (
     generated_requests_sent,
     matrix_calls_refused,
@@ -49,6 +50,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(
             f"authorization matrix: calls refused as they should be: {refused:,}"
         )
+    for line in fault_reports():
+        terminalreporter.write_line(f"fault injected: {line}")
 
 
 def _require_services() -> bool:
