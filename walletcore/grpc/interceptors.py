@@ -338,7 +338,7 @@ class ErrorMappingInterceptor(GuardInterceptor):
         except grpc.aio.AbortError:
             raise  # the handler ended the call itself
         except Exception as error:
-            if connection_lost(error):
+            if not isinstance(error, DomainError) and connection_lost(error):
                 # The database connection went away mid-call (killed, restarted, network): the
                 # server rolled the transaction back, or, when the commit itself was cut off,
                 # may have committed it; either way the client may retry, and an idempotent
