@@ -23,7 +23,7 @@ from tests.api.auth.recovery_helpers import Holder
 from tests.api.binding.conftest import HOLDER_NAME, BindingTestApp
 from tests.api.kyc.conftest import StartKyc
 from tests.api.kyc.harness import submit_request
-from tests.api.refund.conftest import RefundTestApp
+from tests.api.refund.conftest import CARD, RefundTestApp
 from tests.support.faults import code_of, eventually, report_fault
 from wallet.binding.v1 import binding_service_pb2 as binding_pb
 from wallet.kyc.v1 import kyc_service_pb2 as kyc_pb
@@ -60,7 +60,7 @@ async def test_kyc_binding_and_refund_fail_closed_while_auth_is_down_and_recover
     assert refund_app.auth is auth
     async with start_kyc(auth=auth) as kyc:
         holder: Holder = await binding_app.new_holder()
-        refund_app.holds.instruments[f"card0001{holder.account_id}"] = (holder.account_id, True)
+        refund_app.holds.instruments[f"{CARD}{holder.account_id}"] = (holder.account_id, True)
         payment = await refund_app.capture(holder, 100_000)
         user = holder.metadata
 
