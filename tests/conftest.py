@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.faults import fault_reports
 from tests.support.figures import recorded
 from tests.support.profiles import (
     generated_requests_sent,
@@ -57,6 +58,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line("attack figures (docs/security.md):")
         for line in figures:
             terminalreporter.write_line(f"  {line}")
+    for line in fault_reports():
+        terminalreporter.write_line(f"fault injected: {line}")
 
 
 def _require_services() -> bool:

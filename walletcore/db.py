@@ -38,7 +38,7 @@ from typing import Any, Self, TypeVar
 import asyncpg
 from sqlalchemy import CheckConstraint, DateTime, Dialect, Executable, MetaData, Row, Select, event
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import IntegrityError, InvalidatePoolError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -268,13 +268,30 @@ READ_CONNECTIONS = 4
 # A connection that failed with one of these is gone (class 08, the server shutting it down,
 # a closed socket, or the driver finding the server's goodbye where it expected an answer);
 # the statement may run once more on another.
-_CONNECTION_LOST = (
+_DRIVER_CONNECTION_LOST = (
     asyncpg.exceptions.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.InterfaceError,
     asyncpg.exceptions.InternalClientError,
-    OSError,
+    ConnectionError,
 )
+_CONNECTION_LOST = (*_DRIVER_CONNECTION_LOST, OSError)
+
+
+def connection_lost(error: BaseException) -> bool:
+    """Whether `error` says the database connection went away (the server ended it or
+    restarted, the network dropped it) rather than that the statement was wrong: SQLAlchemy's
+    disconnect detection (`connection_invalidated`, which misses a connection asyncpg has not
+    marked closed yet), or a connection-lost error of asyncpg or the socket, raised directly
+    or as the cause SQLAlchemy wrapped. The server answers such a call UNAVAILABLE."""
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, _DRIVER_CONNECTION_LOST):
+            return True
+        cause = cause.__cause__
+    return False
 
 
 class SingleStatementReads:

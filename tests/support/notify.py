@@ -1,6 +1,7 @@
 """Real local peers for notification tests: an SMTP server and an SMS provider's webhook.
 
-Both listen on 127.0.0.1 on an ephemeral port, record what they accept, can be told to refuse
+Both listen on 127.0.0.1 on an ephemeral port (or a fixed one of the test's range, so a new
+catcher can take over a stopped one's address), record what they accept, can be told to refuse
 the next few messages, and let a test await the next message for a destination:
 
     async def test_reset_sends_a_code(smtp_catcher: SmtpCatcher) -> None:
@@ -162,10 +163,10 @@ class _EphemeralPortController(Controller):
 class SmtpCatcher:
     """A real SMTP server (aiosmtpd, in its own thread) that keeps every message it accepts."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self._inbox: _Inbox[CaughtEmail] = _Inbox(lambda mail: mail.envelope_to)
         self._failures = _Failures()
-        self._controller = _EphemeralPortController(self, hostname="127.0.0.1", port=0)
+        self._controller = _EphemeralPortController(self, hostname="127.0.0.1", port=port)
 
     @property
     def host(self) -> str:
@@ -265,12 +266,12 @@ class WebhookRequest:
 class SmsWebhookCatcher:
     """A real HTTP server (stdlib, in its own thread) standing in for an SMS provider."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self._inbox: _Inbox[WebhookRequest] = _Inbox(lambda request: [request.to])
         self._failures = _Failures()
         self._requests_lock = threading.Lock()
         self._requests: list[WebhookRequest] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._thread = threading.Thread(
             # A short poll, so stopping at teardown does not wait half a second.
             target=self._server.serve_forever,

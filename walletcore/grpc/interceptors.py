@@ -3,8 +3,9 @@
 1. `RequestContextInterceptor`: request id (taken from `x-request-id` or generated, echoed in
    the trailing metadata, put in the log context), the client address, one log line and the
    Prometheus observations per RPC.
-2. `ErrorMappingInterceptor`: a DomainError becomes its rich status (walletcore.grpc.status);
-   anything else is logged with its trace and becomes INTERNAL "internal error".
+2. `ErrorMappingInterceptor`: a DomainError becomes its rich status (walletcore.grpc.status),
+   a lost database connection (`walletcore.db.connection_lost`) UNAVAILABLE; anything else is
+   logged with its trace and becomes INTERNAL "internal error".
 3. `AuthenticationInterceptor`: the port's verifier and deny-by-default access policy; the
    Caller is set for the handler (walletcore.identity.current_caller).
 4. `RateLimitInterceptor`: all of a method's rate rules in one `RateLimiter.check`.
@@ -41,12 +42,14 @@ from urllib.parse import unquote
 import grpc
 import grpc.aio
 
+from walletcore.db import connection_lost
 from walletcore.errors import (
     DomainError,
     FieldViolation,
     InvalidArgument,
     PermissionDenied,
     Unauthenticated,
+    Unavailable,
 )
 from walletcore.grpc.access import AccessPolicy, rule_for
 from walletcore.grpc.status import status_code_of, to_grpc_status
@@ -335,6 +338,13 @@ class ErrorMappingInterceptor(GuardInterceptor):
         except grpc.aio.AbortError:
             raise  # the handler ended the call itself
         except Exception as error:
+            if not isinstance(error, DomainError) and connection_lost(error):
+                # The database connection went away mid-call (killed, restarted, network): the
+                # server rolled the transaction back, or, when the commit itself was cut off,
+                # may have committed it; either way the client may retry, and an idempotent
+                # RPC retried with the same request_id answers what the first attempt did.
+                self._logger.warning("database connection lost in %s", method)
+                error = Unavailable("the service is temporarily unavailable; retry later")
             if isinstance(error, DomainError) and status_code_of(error) is not None:
                 status = to_grpc_status(error, self._domain)
                 # abort() replaces the trailing metadata set so far (the request id) with the

@@ -12,7 +12,7 @@ gRPC. Kyc runs once on SQLite with the in-process limiter and once on PostgreSQL
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
 import grpc.aio
@@ -23,7 +23,7 @@ from services.kyc.settings import KycSettings
 from tests.api.auth.conftest import (
     start_auth,  # noqa: F401 (a fixture this folder's tests use)
 )
-from tests.api.auth.harness import StartAuth
+from tests.api.auth.harness import AuthTestApp, StartAuth
 from tests.api.kyc.harness import KycTestApp
 from tests.support.notify import (
     sms_webhook_catcher,  # noqa: F401 (fixtures start_auth uses)
@@ -62,11 +62,14 @@ def kyc_backend(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 @pytest.fixture
 def start_kyc(start_auth: StartAuth, kyc_backend: dict[str, Any]) -> StartKyc:  # noqa: F811
-    """`async with start_kyc(clock=..., **settings) as app:` starts auth and a kyc calling it."""
+    """`async with start_kyc(clock=..., **settings) as app:` starts auth and a kyc calling it;
+    `start_kyc(auth=...)` starts only the kyc, calling an auth the test already runs."""
 
     @asynccontextmanager
-    async def start(*, clock: Clock | None = None, **settings: Any) -> AsyncIterator[KycTestApp]:
-        async with start_auth() as auth:
+    async def start(
+        *, clock: Clock | None = None, auth: AuthTestApp | None = None, **settings: Any
+    ) -> AsyncIterator[KycTestApp]:
+        async with start_auth() if auth is None else nullcontext(auth) as auth:
             values: dict[str, Any] = {
                 "profile": "development",
                 "host": "127.0.0.1",
