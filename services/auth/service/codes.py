@@ -42,6 +42,13 @@ CODES_SENT_PER_CLIENT_ADDRESS_HOUR: Final = Policy("codes_sent_per_client_addres
 """Codes a signed-out client address may have sent, to any destinations, in an hour: the
 per-destination limits alone let one host pump SMS to many numbers."""
 
+CODES_SENT_TO_NEW_CONTACTS_PER_ACCOUNT_DAY: Final = Policy(
+    "codes_sent_to_new_contacts_per_account_day", 10, 86400
+)
+"""Codes one signed-in account may have sent to contacts it is adding, in a day: the same
+bound for a signed-in pump (AddContact to ever new numbers) that the per-address limit is for
+a signed-out one, while a person correcting a typo or two never meets it."""
+
 
 def destination_subject(contact: Contact) -> str:
     """What the per-destination limits count: the number, or the address as "one email
@@ -69,6 +76,11 @@ def send_limit_hits(destination: Contact, rules: AuthRules) -> list[Hit]:
 def client_address_hit(client_address: str | None) -> list[Hit]:
     """The hit a signed-out caller's address adds to an RPC that sends a code."""
     return [Hit(CODES_SENT_PER_CLIENT_ADDRESS_HOUR, client_address or "unknown")]
+
+
+def new_contact_hit(account_id: str) -> list[Hit]:
+    """The hit a signed-in account adds to an RPC that sends a code to a contact it adds."""
+    return [Hit(CODES_SENT_TO_NEW_CONTACTS_PER_ACCOUNT_DAY, account_id)]
 
 
 def code_check_hit(subject: str) -> Hit:

@@ -18,7 +18,7 @@ from services.auth.domain.events import Origin
 from services.auth.domain.pending import PendingContact, PendingContactPurpose
 from services.auth.domain.proofs import ChallengePurpose
 from services.auth.domain.reasons import Reason
-from services.auth.service.codes import check_code, destination_ref, send_code
+from services.auth.service.codes import check_code, destination_ref, new_contact_hit, send_code
 from services.auth.service.context import AuthContext, publish
 from services.auth.service.ports import AccountReads, AccountSummary, AuthUnitOfWork
 from walletcore.errors import FailedPrecondition, NotFound
@@ -46,7 +46,9 @@ async def get_account(reads: AccountReads, ctx: AuthContext, *, account_id: str)
 async def add_contact(
     uow: AuthUnitOfWork, ctx: AuthContext, *, account_id: str, contact: Contact
 ) -> ContactVerificationStarted:
-    """Sends a CONTACT_VERIFICATION code to a contact of the kind the account lacks."""
+    """Sends a CONTACT_VERIFICATION code to a contact of the kind the account lacks; besides
+    the destination's limits, the account's daily budget of codes to contacts it adds
+    (`CODES_SENT_TO_NEW_CONTACTS_PER_ACCOUNT_DAY`) is charged, known contact or not."""
     account = await _own_account(uow, account_id, for_update=False)
     account.ensure_active()
     if account.contact_of_kind(contact.kind) is not None:
@@ -61,6 +63,7 @@ async def add_contact(
         purpose=ChallengePurpose.CONTACT_VERIFICATION,
         destination=contact,
         destination_ref=destination_ref(ctx, contact),
+        extra_hits=new_contact_hit(account.id),
     )
     pending = PendingContact(
         id=ctx.new_id(),

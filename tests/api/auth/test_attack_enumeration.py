@@ -36,6 +36,9 @@ from walletcore.clock import utc_now
 PAIRS = 7
 """Known and unknown contacts per door. Reset and sign-up both charge the caller's address
 (codes_sent_per_client_address_hour, 30): 2 x 2 x 7 = 28 fits in one test's namespace."""
+ADD_CONTACT_PAIRS = 5
+"""AddContact charges the asking account (codes_sent_to_new_contacts_per_account_day, 10):
+2 x 5 = 10 fits one account's day."""
 
 Probe = Callable[[str], Awaitable[Hashable]]
 """Asks a door about one contact; returns what the enumerator can see of the reply."""
@@ -63,9 +66,10 @@ async def interleaved(
     probe: Probe,
     new: Callable[[], str],
     parse: Callable[[str], Contact],
+    pairs: int,
 ) -> None:
-    """PAIRS known and PAIRS unknown contacts, alternating, so drift hits both alike."""
-    for _ in range(PAIRS):
+    """`pairs` known and `pairs` unknown contacts, alternating, so drift hits both alike."""
+    for _ in range(pairs):
         known = new()
         await seed_account(app, parse(known))
         await door.ask(probe, known, known=True)
@@ -108,19 +112,25 @@ async def test_reset_sign_up_and_add_contact_answer_a_known_contact_as_an_unknow
                 reply.expires_at.ToSeconds(),
             )
 
-        doors: list[tuple[Door, Probe, Callable[[], str], Callable[[str], Contact]]] = [
-            (Door("reset (StartCredentialReset)"), reset, app.new_phone, Phone.parse),
-            (Door("sign-up (StartRegistration)"), sign_up, app.new_phone, Phone.parse),
-            (Door("contact change (AddContact)"), add_contact, app.new_email, Email.parse),
+        doors: list[tuple[Door, Probe, Callable[[], str], Callable[[str], Contact], int]] = [
+            (Door("reset (StartCredentialReset)"), reset, app.new_phone, Phone.parse, PAIRS),
+            (Door("sign-up (StartRegistration)"), sign_up, app.new_phone, Phone.parse, PAIRS),
+            (
+                Door("contact change (AddContact)"),
+                add_contact,
+                app.new_email,
+                Email.parse,
+                ADD_CONTACT_PAIRS,
+            ),
         ]
-        for door, probe, new, parse in doors:
-            await interleaved(app, door, probe, new, parse)
+        for door, probe, new, parse, pairs in doors:
+            await interleaved(app, door, probe, new, parse, pairs)
 
-    for door, *_ in doors:
+    for door, *_, pairs in doors:
         assert len(door.replies[True]) == 1, door.name
         assert door.replies[True] == door.replies[False], door.name
         record(
             f"enumeration through {door.name} (PostgreSQL)",
-            f"{PAIRS} known and {PAIRS} unknown contacts: 1 distinct reply for both; median "
+            f"{pairs} known and {pairs} unknown contacts: 1 distinct reply for both; median "
             f"reply {door.median_ms(True):.1f} ms known, {door.median_ms(False):.1f} ms unknown",
         )
