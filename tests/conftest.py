@@ -25,7 +25,6 @@ from typing import Any
 
 import pytest
 
-from tests.support.faults import fault_reports
 from tests.support.figures import recorded
 from tests.support.profiles import (
     generated_requests_sent,
@@ -54,12 +53,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(
             f"authorization matrix: calls refused as they should be: {refused:,}"
         )
-    if figures := recorded():
-        terminalreporter.write_line("attack figures (docs/security.md):")
-        for line in figures:
+    for kind, lines in recorded().items():
+        terminalreporter.write_line(f"{kind}:")
+        for line in lines:
             terminalreporter.write_line(f"  {line}")
-    for line in fault_reports():
-        terminalreporter.write_line(f"fault injected: {line}")
 
 
 def _require_services() -> bool:

@@ -1,7 +1,7 @@
 """What the fault tests share: the figures they report, and a Redis server of a test's own.
 
 Each fault test records what it tried and what held with `report_fault`; the run's summary
-(tests/conftest.py) prints one line per fault, as it prints the generated requests' count:
+(tests/conftest.py, through tests/support/figures.py) prints one line per fault:
 
     report_fault("redis stopped and restarted", "limited calls UNAVAILABLE 40/40, ...")
 
@@ -25,22 +25,16 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from tests.support.figures import FAULTS, record
+
 POLL_SECONDS = 0.05
 POLL_ROUNDS = 200
 """Bounded waits for a condition: 200 looks, 0.05 s apart (10 s at most)."""
 
 
-class _Reports:
-    lines: list[str] = []  # noqa: RUF012 (one list for the run, as profiles.py's tallies)
-
-
 def report_fault(fault: str, figures: str) -> None:
     """Records a line for the run's summary: the fault, what was tried and what held."""
-    _Reports.lines.append(f"{fault}: {figures}")
-
-
-def fault_reports() -> list[str]:
-    return list(_Reports.lines)
+    record(fault, figures, kind=FAULTS)
 
 
 async def code_of(call: Awaitable[object]) -> grpc.StatusCode:
