@@ -7,7 +7,7 @@ address (as a proxy would), and SIGN_IN_ACCOUNTS accounts with a real argon2id h
 signed in to at most once per job (the per-account limit allows ten a minute). Measured:
 
 - raw argon2-cffi `verify` of the same hash with the same parameters on as many threads as
-  auth's hashing pool (AUTH_PASSWORD_HASH_CONCURRENCY, default 2): the ceiling of sign-ins/s;
+  auth's hashing pool (AUTH_PASSWORD_HASH_CONCURRENCY, default 1): the ceiling of sign-ins/s;
 - SignIn with SIGN_IN_IN_FLIGHT calls in flight from a separate process: sign-ins/s
   (target >= 0.8 of raw);
 - GetAccount p99 at CHEAP_IN_FLIGHT calls in flight, idle and while the sign-ins run from a
@@ -48,12 +48,17 @@ from benchmarks.bench_hotpath import (
     send_job,
 )
 from benchmarks.report import Row, command
+from services.auth.settings import AuthSettings
 
 SIGN_IN: Final = "/wallet.auth.v1.AuthService/SignIn"
 SIGN_IN_ACCOUNTS: Final = 1024
 SIGN_IN_IN_FLIGHT: Final = 8
 CHEAP_IN_FLIGHT: Final = 8
-HASH_THREADS: Final = 2
+HASH_THREADS: Final = int(
+    os.environ.get("AUTH_PASSWORD_HASH_CONCURRENCY", "")
+    or AuthSettings.model_fields["password_hash_concurrency"].default
+)
+"""Auth's hashing pool in this run (its setting, or the default): the raw rate uses as many."""
 PASSWORD: Final = "bench correct horse battery"  # noqa: S105 - the seeded accounts' own
 SIGN_IN_TARGET: Final = 0.8
 P99_TARGET: Final = 2.0

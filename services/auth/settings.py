@@ -47,8 +47,10 @@ class AuthSettings(WalletServiceSettings):
     issuer: str = Field(default="wallet-auth", min_length=1)
     """Auth's own issuer name in the tokens it signs."""
 
-    password_hash_concurrency: int = Field(default=2, ge=1, le=64)
-    """Argon2id hashes running at once (about 19 MiB each): one per core."""
+    password_hash_concurrency: int = Field(default=1, ge=1, le=64)
+    """Argon2id hashes running at once (about 19 MiB each): the cores the process may use,
+    less one for the event loop, which serves every other RPC (with two hashes on two cores,
+    `make bench`'s reads waited 6 to 7 times their idle p99 while sign-ins ran)."""
     outbox_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     """How often the outbox dispatcher looks for messages when it found none."""
 
