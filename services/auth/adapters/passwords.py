@@ -4,6 +4,9 @@ Parameters are explicit (m=19 MiB, t=2, p=1: OWASP's argon2id baseline, SPEC sec
 libraries' own defaults (64 MiB, t=3, p=4) cost about five times the CPU per hash. Each hash
 runs in a worker thread (argon2-cffi releases the GIL), and at most `max_concurrent` run at
 once, so memory stays at about max_concurrent x 19 MiB however many sign-ins arrive together.
+The worker threads run at a lower scheduling priority (nice +10; on Linux niceness is per
+thread): when the cores are busy, the event loop, which answers every other RPC (freezes,
+the other services' status checks), goes first, and sign-ins take the time that is left.
 
 Passwords are NFKC-normalised here as well as by the policy, so that registration and sign-in
 hash the same string whatever Unicode form the client sent.
@@ -12,7 +15,9 @@ hash the same string whatever Unicode form the client sent.
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,8 +29,11 @@ from services.auth.domain.passwords import normalize_password
 
 MIN_MEMORY_COST_KIB: Final = 19_456
 MIN_TIME_COST: Final = 2
-DEFAULT_MAX_CONCURRENT_HASHES: Final = 2
-"""One per core on the 2-core machines this runs on."""
+DEFAULT_MAX_CONCURRENT_HASHES: Final = 1
+"""The cores less one for the event loop, on the 2-core machines this runs on."""
+HASHING_NICENESS: Final = 10
+"""How much lower the hashing threads' priority is than the event loop's (CFS gives a thread
+at +10 about a tenth of the weight of one at 0 when both want the same core)."""
 
 _T = TypeVar("_T")
 
@@ -74,7 +82,11 @@ class PasswordHasher:
         # Waiting happens on the event loop (cheap, cancellable); the executor, sized the same,
         # keeps the bound even when a caller is cancelled while its thread still hashes.
         self._slots = asyncio.Semaphore(max_concurrent)
-        self._executor = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix="argon2")
+        self._executor = ThreadPoolExecutor(
+            max_workers=max_concurrent,
+            thread_name_prefix="argon2",
+            initializer=_below_the_event_loop,
+        )
         # Made once, at start-up, with the same parameters as every real hash.
         self._dummy_hash: str = self._context.hash(secrets.token_urlsafe(16))
 
@@ -110,3 +122,13 @@ class PasswordHasher:
     async def _run(self, work: Callable[[], _T]) -> _T:
         async with self._slots:
             return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+
+
+def _below_the_event_loop() -> None:
+    """Lowers the calling worker thread's priority by HASHING_NICENESS."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)
+    except OSError:
+        # Not Linux (the id is not a thread's there) or not allowed: hash at the same
+        # priority, which is only slower for the other RPCs under load, never wrong.
+        return
