@@ -1,10 +1,13 @@
 """Fault: `python -m services.auth` is killed with SIGKILL in the middle of a bulk freeze.
 
 Auth runs as a process on PostgreSQL (a database of this test's own). `walletsec bulk-freeze`
-sends the accounts in batches of 6; while the third batch's transaction has frozen the first
-three accounts of its batch, it waits on a row lock the test holds on the fourth, and auth is
-killed there. The test then releases the lock: the orphaned transaction can never commit (only
-the killed process could have sent COMMIT). The first two batches are frozen whole, nothing of
+sends the accounts in batches of 6. The test holds a row lock on the fourth account of the
+third batch, so that batch stops at its start, with the first two committed; the test then
+takes the audit chain's lock (the advisory lock every audit append takes) and lets the row
+go, so the third batch freezes all six of its accounts in its open transaction (status, freeze
+records, security events, notices) and waits at its first audit entry, where auth is killed.
+The test then releases the chain: the orphaned transaction can never commit (only the killed
+process could have sent COMMIT). The first two batches are frozen whole, nothing of
 the third; the operator's run stops, and after auth is started again on the same ports the
 rerun of the same command freezes the rest. Every account is frozen once: one freeze in its
 history, one FREEZE_ACCOUNT audit entry.
@@ -17,7 +20,7 @@ import os
 import signal
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,7 @@ from tests.api.auth.harness import StartAuth
 from tests.api.walletsec.cli_helpers import Walletsec, operator_token
 from tests.support.faults import eventually, report_fault
 from tests.support.stack import ROOT
+from walletcore.audit import _lock_key
 from walletcore.db import create_engine
 from walletcore.identity import OperatorRole
 from walletsec import bulk
@@ -43,18 +47,19 @@ pytestmark = pytest.mark.e2e
 
 PORTS = {"PUBLIC": 30330, "ADMIN": 30331, "INTERNAL": 30332, "METRICS": 30333}
 ACCOUNTS, BATCH, KILLED_BATCH, LOCKED_POSITION = 30, 6, 2, 3
-"""Five batches; the third (index 2) is stopped at its fourth account (sorted, as auth locks
-them). Small: a batch costs auth about 60 ms an account on the 2-core machine."""
+"""Five batches; the third (index 2) is first stopped at its fourth account (sorted, as auth
+locks them). Small: a batch costs auth about 60 ms an account on the 2-core machine."""
 
-_WAITING = sa.text(
+_WAITING_ON = sa.text(
     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-    "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
+    "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' AND wait_event = :lock"
 )
+"""Backends waiting on a row lock (`tuple`, or `transactionid` behind it) or an `advisory` one."""
 _OTHERS = sa.text(
     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-    "AND pid <> pg_backend_pid() AND pid <> :holder"
+    "AND pid <> pg_backend_pid() AND NOT (pid = ANY(:holders))"
 )
-"""The killed auth's connections: all but the test's own two (this one and the lock holder)."""
+"""The killed auth's connections: all but the test's own (this one and the lock holders)."""
 
 
 @pytest.fixture
@@ -134,6 +139,20 @@ async def freezes(connection: AsyncConnection) -> tuple[Counter[str], Counter[st
     return history, audited, frozen
 
 
+async def rows_held_by_others(connection: AsyncConnection, account_ids: list[str]) -> int:
+    """How many of the accounts' rows another transaction holds (those SKIP LOCKED skips)."""
+    free = await connection.scalar(
+        sa.select(sa.func.count()).select_from(
+            sa.select(tables.accounts.c.id)
+            .where(tables.accounts.c.id.in_(account_ids))
+            .with_for_update(skip_locked=True)
+            .subquery()
+        )
+    )
+    await connection.commit()
+    return len(account_ids) - int(free or 0)
+
+
 async def test_auth_killed_mid_bulk_freeze_leaves_whole_batches_and_the_rerun_freezes_once(
     stored_accounts: list[str],
     auth_backend: dict[str, Any],
@@ -167,20 +186,33 @@ async def test_auth_killed_mid_bulk_freeze_leaves_whole_batches_and_the_rerun_fr
         )
         first_run = asyncio.ensure_future(cli(*args))
         killer = create_engine(database_url)
-        async with killer.connect() as admin:
+        async with killer.connect() as admin, killer.connect() as chain:
 
-            async def batch_waits_on_the_lock() -> bool:
-                waiting = await admin.scalar(_WAITING)
-                await admin.commit()
-                return bool(waiting == 1)
+            def batch_waits_on(*locks: str) -> Callable[[], Awaitable[bool]]:
+                async def waiting() -> bool:
+                    counts = [
+                        int(await admin.scalar(_WAITING_ON, {"lock": lock}) or 0) for lock in locks
+                    ]
+                    await admin.commit()
+                    return sum(counts) == 1
 
-            await eventually(batch_waits_on_the_lock, "the third batch waiting on the lock")
+                return waiting
+
+            await eventually(
+                batch_waits_on("tuple", "transactionid"), "the third batch at its fourth account"
+            )
+            chain_lock = await chain.begin()
+            chain_holder = await chain.scalar(sa.text("SELECT pg_backend_pid()"))
+            await chain.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_key("audit_log"))))
+            await lock.rollback()
+            await eventually(batch_waits_on("advisory"), "the third batch at its audit entry")
+            held = await rows_held_by_others(admin, batches[KILLED_BATCH])
             auth.send_signal(signal.SIGKILL)
             await auth.wait()
-            await lock.rollback()
+            await chain_lock.rollback()
 
             async def orphan_gone() -> bool:
-                others = await admin.scalar(_OTHERS, {"holder": holder})
+                others = await admin.scalar(_OTHERS, {"holders": [holder, chain_holder]})
                 await admin.commit()
                 return bool(others == 0)
 
@@ -194,6 +226,7 @@ async def test_auth_killed_mid_bulk_freeze_leaves_whole_batches_and_the_rerun_fr
 
     history, audited, frozen = await freezes(database)
     whole_batches = {account for batch in batches[:KILLED_BATCH] for account in batch}
+    assert held == BATCH
     assert interrupted.exit_code == ExitCode.UNREACHABLE, interrupted.stderr
     assert frozen == whole_batches
     assert set(history) == set(audited) == whole_batches
@@ -222,8 +255,8 @@ async def test_auth_killed_mid_bulk_freeze_leaves_whole_batches_and_the_rerun_fr
     report_fault(
         "auth SIGKILLed during a bulk freeze",
         f"{ACCOUNTS} accounts in {len(batches)} batches of {BATCH}; killed while batch "
-        f"{KILLED_BATCH + 1} waited at its account {LOCKED_POSITION + 1} (the "
-        f"{LOCKED_POSITION} before it changed in its open transaction): after the kill "
+        f"{KILLED_BATCH + 1} waited for the audit chain with all {held} of its accounts frozen "
+        f"in its open transaction: after the kill "
         f"{len(whole_batches)} frozen = {KILLED_BATCH} whole batches, 0 of the killed batch; "
         f"the rerun resumed {KILLED_BATCH} batches and finished: {len(frozen)}/{ACCOUNTS} "
         f"frozen, each exactly once (1 freeze in its history, 1 FREEZE_ACCOUNT audit entry)",

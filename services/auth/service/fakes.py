@@ -272,6 +272,12 @@ class FakeAccounts(_Repository):
     async def get(self, account_id: str, *, for_update: bool = False) -> Account | None:
         return copy.deepcopy(self._store.accounts.get(account_id))
 
+    async def get_many(
+        self, account_ids: Sequence[str], *, for_update: bool = False
+    ) -> list[Account]:
+        stored = self._store.accounts
+        return [copy.deepcopy(stored[i]) for i in sorted(set(account_ids)) if i in stored]
+
     async def find_by_contact(
         self, contact: Contact, *, for_update: bool = False
     ) -> Account | None:
@@ -308,9 +314,6 @@ class FakeAccounts(_Repository):
             raise ValueError("save of an account that was never added")
         self._check_contacts_free(account)
         self._store.accounts[account.id] = copy.deepcopy(account)
-
-    async def existing_ids(self, account_ids: Sequence[str]) -> set[str]:
-        return {account_id for account_id in account_ids if account_id in self._store.accounts}
 
     def _owner_of(self, contact: Contact) -> str | None:
         wanted = _contact_key(contact)

@@ -55,6 +55,14 @@ class Accounts(Protocol):
         takes the row lock on PostgreSQL so concurrent changes queue."""
         ...
 
+    async def get_many(
+        self, account_ids: Sequence[str], *, for_update: bool = False
+    ) -> list[Account]:
+        """`get` for many at once, with a few statements in all rather than a few per account:
+        the aggregates of those of `account_ids` that exist, in id order (the order
+        `for_update` locks them in, so callers over overlapping ids never deadlock)."""
+        ...
+
     async def find_by_contact(
         self, contact: Contact, *, for_update: bool = False
     ) -> Account | None:
@@ -85,10 +93,6 @@ class Accounts(Protocol):
     async def save(self, account: Account) -> None:
         """Persists every change of the aggregate made since it was loaded; a contact taken
         meanwhile raises AlreadyExists (CONTACT_IN_USE) like `add`."""
-        ...
-
-    async def existing_ids(self, account_ids: Sequence[str]) -> set[str]:
-        """Which of `account_ids` exist (bulk freezes report unknown ids without loading)."""
         ...
 
 

@@ -64,25 +64,48 @@ class SqlAccounts:
         self._stored: dict[str, _Stored] = {}
 
     async def get(self, account_id: str, *, for_update: bool = False) -> Account | None:
-        statement = select(accounts).where(accounts.c.id == account_id)
+        found = await self.get_many([account_id], for_update=for_update)
+        return found[0] if found else None
+
+    async def get_many(
+        self, account_ids: Sequence[str], *, for_update: bool = False
+    ) -> list[Account]:
+        accounts_found: list[Account] = []
+        for chunk in chunks(sorted(set(account_ids))):
+            accounts_found += await self._load(chunk, for_update=for_update)
+        return accounts_found
+
+    async def _load(self, account_ids: Sequence[str], *, for_update: bool) -> list[Account]:
+        """The aggregates of `account_ids` (one chunk) that exist, in id order: one statement
+        per table for all of them. Locked rows are locked in id order, so two callers over
+        overlapping ids queue instead of deadlocking."""
+        statement = select(accounts).where(accounts.c.id.in_(account_ids)).order_by(accounts.c.id)
         if for_update:
             statement = lock_for_update(statement)
-        row = (await self._session.execute(statement)).one_or_none()
-        if row is None:
-            return None
-        account = Account(
-            id=row.id,
-            password_hash=row.password_hash,
-            contacts=await self._load_contacts(account_id),
-            created_at=row.created_at,
-            status=AccountStatus(row.status),
-            freeze_history=await self._load_freeze_history(account_id),
-            totp=await self._load_totp(account_id),
-            recovery_codes=await self._load_recovery_codes(account_id),
-            password_changed_at=row.password_changed_at,
-        )
-        self._remember(account, row.version)
-        return account
+        rows = (await self._session.execute(statement)).all()
+        if not rows:
+            return []
+        present = [row.id for row in rows]
+        contacts = await self._load_contacts(present)
+        histories = await self._load_freeze_histories(present)
+        factors = await self._load_totp_factors(present)
+        code_sets = await self._load_recovery_codes(present)
+        loaded = []
+        for row in rows:
+            account = Account(
+                id=row.id,
+                password_hash=row.password_hash,
+                contacts=contacts.get(row.id, []),
+                created_at=row.created_at,
+                status=AccountStatus(row.status),
+                freeze_history=histories.get(row.id, []),
+                totp=factors.get(row.id),
+                recovery_codes=code_sets.get(row.id),
+                password_changed_at=row.password_changed_at,
+            )
+            self._remember(account, row.version)
+            loaded.append(account)
+        return loaded
 
     async def find_by_contact(
         self, contact: Contact, *, for_update: bool = False
@@ -195,15 +218,6 @@ class SqlAccounts:
             await self._write_recovery_codes(account, stored.account.recovery_codes)
         self._remember(account, stored.version + 1)
 
-    async def existing_ids(self, account_ids: Sequence[str]) -> set[str]:
-        found: set[str] = set()
-        for chunk in chunks(list(dict.fromkeys(account_ids))):
-            rows = await self._session.execute(
-                select(accounts.c.id).where(accounts.c.id.in_(chunk))
-            )
-            found.update(rows.scalars())
-        return found
-
     # -- reading ---------------------------------------------------------------------------
 
     async def _owner_of(self, contact: Contact) -> str | None:
@@ -220,13 +234,20 @@ class SqlAccounts:
             contacts.c.value_index.in_(self._protection.index_candidates(contact)),
         ]
 
-    async def _load_contacts(self, account_id: str) -> list[VerifiedContact]:
+    async def _load_contacts(self, account_ids: Sequence[str]) -> dict[str, list[VerifiedContact]]:
         rows = await self._session.execute(
             select(account_contacts)
-            .where(account_contacts.c.account_id == account_id)
-            .order_by(account_contacts.c.verified_at, account_contacts.c.id)
+            .where(account_contacts.c.account_id.in_(account_ids))
+            .order_by(
+                account_contacts.c.account_id,
+                account_contacts.c.verified_at,
+                account_contacts.c.id,
+            )
         )
-        return [self._contact_from(row) for row in rows]
+        by_account: dict[str, list[VerifiedContact]] = {}
+        for row in rows:
+            by_account.setdefault(row.account_id, []).append(self._contact_from(row))
+        return by_account
 
     def _contact_from(self, row: Row[Any]) -> VerifiedContact:
         return open_contact(
@@ -237,62 +258,73 @@ class SqlAccounts:
             verified_at=row.verified_at,
         )
 
-    async def _load_freeze_history(self, account_id: str) -> list[FreezeRecord]:
+    async def _load_freeze_histories(
+        self, account_ids: Sequence[str]
+    ) -> dict[str, list[FreezeRecord]]:
         rows = await self._session.execute(
             select(freeze_history)
-            .where(freeze_history.c.account_id == account_id)
-            .order_by(freeze_history.c.position)
+            .where(freeze_history.c.account_id.in_(account_ids))
+            .order_by(freeze_history.c.account_id, freeze_history.c.position)
         )
-        return [
-            FreezeRecord(
-                frozen=row.frozen,
-                actor=Actor(ActorKind(row.actor_kind), row.actor_id),
-                reason=row.reason,
-                ticket_ref=row.ticket_ref,
-                occurred_at=row.occurred_at,
+        by_account: dict[str, list[FreezeRecord]] = {}
+        for row in rows:
+            by_account.setdefault(row.account_id, []).append(
+                FreezeRecord(
+                    frozen=row.frozen,
+                    actor=Actor(ActorKind(row.actor_kind), row.actor_id),
+                    reason=row.reason,
+                    ticket_ref=row.ticket_ref,
+                    occurred_at=row.occurred_at,
+                )
+            )
+        return by_account
+
+    async def _load_totp_factors(self, account_ids: Sequence[str]) -> dict[str, TotpFactor]:
+        rows = await self._session.execute(
+            select(totp_factors).where(totp_factors.c.account_id.in_(account_ids))
+        )
+        return {
+            row.account_id: TotpFactor(
+                id=row.id,
+                account_id=row.account_id,
+                encrypted_secret=bytes(row.encrypted_secret),
+                created_at=row.created_at,
+                state=TotpState(row.state),
+                confirmed_at=row.confirmed_at,
+                disabled_at=row.disabled_at,
+                last_accepted_step=row.last_accepted_step,
+                failed_confirmations=row.failed_confirmations,
             )
             for row in rows
-        ]
+        }
 
-    async def _load_totp(self, account_id: str) -> TotpFactor | None:
-        row = (
+    async def _load_recovery_codes(self, account_ids: Sequence[str]) -> dict[str, RecoveryCodeSet]:
+        code_sets = (
             await self._session.execute(
-                select(totp_factors).where(totp_factors.c.account_id == account_id)
+                select(recovery_code_sets).where(recovery_code_sets.c.account_id.in_(account_ids))
             )
-        ).one_or_none()
-        if row is None:
-            return None
-        return TotpFactor(
-            id=row.id,
-            account_id=row.account_id,
-            encrypted_secret=bytes(row.encrypted_secret),
-            created_at=row.created_at,
-            state=TotpState(row.state),
-            confirmed_at=row.confirmed_at,
-            disabled_at=row.disabled_at,
-            last_accepted_step=row.last_accepted_step,
-            failed_confirmations=row.failed_confirmations,
-        )
-
-    async def _load_recovery_codes(self, account_id: str) -> RecoveryCodeSet | None:
-        code_set = (
-            await self._session.execute(
-                select(recovery_code_sets).where(recovery_code_sets.c.account_id == account_id)
-            )
-        ).one_or_none()
-        if code_set is None:
-            return None
+        ).all()
+        if not code_sets:
+            return {}
         codes = await self._session.execute(
             select(recovery_codes)
-            .where(recovery_codes.c.set_id == code_set.id)
-            .order_by(recovery_codes.c.position)
+            .where(recovery_codes.c.set_id.in_([code_set.id for code_set in code_sets]))
+            .order_by(recovery_codes.c.set_id, recovery_codes.c.position)
         )
-        return RecoveryCodeSet(
-            id=code_set.id,
-            account_id=account_id,
-            created_at=code_set.created_at,
-            codes=[RecoveryCode(code_hash=row.code_hash, used_at=row.used_at) for row in codes],
-        )
+        by_set: dict[str, list[RecoveryCode]] = {}
+        for row in codes:
+            by_set.setdefault(row.set_id, []).append(
+                RecoveryCode(code_hash=row.code_hash, used_at=row.used_at)
+            )
+        return {
+            code_set.account_id: RecoveryCodeSet(
+                id=code_set.id,
+                account_id=code_set.account_id,
+                created_at=code_set.created_at,
+                codes=by_set.get(code_set.id, []),
+            )
+            for code_set in code_sets
+        }
 
     def _remember(self, account: Account, version: int) -> None:
         self._stored[account.id] = _Stored(version, copy.deepcopy(account))

@@ -264,13 +264,32 @@ async def test_a_save_over_a_change_committed_since_the_read_is_aborted(
     assert (await load(new_uow, "acc-1")).password_hash == "$argon2id$first"
 
 
-async def test_existing_ids_names_the_accounts_among_many_ids(new_uow: NewUnitOfWork) -> None:
-    await store(
-        new_uow, make_account("acc-1"), make_account("acc-2", phone="+8613900139000", email=None)
+def with_factors(account: Account, hasher: SecretHasher, codes: int) -> Account:
+    """`account` with a freeze in its history, an active TOTP factor and `codes` recovery codes
+    of its own, so that loading many at once shows whose children went where."""
+    account.freeze_history = [FreezeRecord(True, OFFICER, f"{account.id} report", "SEC-7", START)]
+    account.totp = TotpFactor(f"{account.id}-totp", account.id, b"sealed", START, TotpState.ACTIVE)
+    account.recovery_codes = RecoveryCodeSet(
+        id=f"{account.id}-codes",
+        account_id=account.id,
+        created_at=START,
+        codes=[RecoveryCode(hasher.hash(f"{account.id}-{n:013d}")) for n in range(codes)],
     )
-    asked = [f"missing-{n}" for n in range(1200)] + ["acc-2", "acc-1", "acc-2"]
+    return account
+
+
+async def test_get_many_loads_each_account_whole_with_its_own_children_in_id_order(
+    new_uow: NewUnitOfWork, hasher: SecretHasher
+) -> None:
+    stored = [
+        with_factors(make_account("acc-1"), hasher, codes=3),
+        with_factors(make_account("acc-2", phone="+8613900139000", email=None), hasher, codes=2),
+        make_account("acc-3", phone="+8613900139001", email="third@example.com"),
+    ]
+    await store(new_uow, *stored)
+    asked = [f"missing-{n}" for n in range(1200)] + ["acc-3", "acc-2", "acc-1", "acc-2"]
 
     async with new_uow() as uow:
-        found = await uow.accounts.existing_ids(asked)
+        many = await uow.accounts.get_many(asked, for_update=True)
 
-    assert found == {"acc-1", "acc-2"}
+    assert [by_kind(account) for account in many] == [by_kind(account) for account in stored]
