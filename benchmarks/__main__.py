@@ -22,7 +22,6 @@ _OUTPUT = Path(__file__).resolve().parent.parent / "var" / "bench"
 # What the issue asks for that no benchmark measures yet (docs/performance.md says why).
 MISSING = [
     "scaling out of binding and refund (kyc's GetVerification is measured on 1 and 2 processes)",
-    "the per-request call to auth under load on PostgreSQL (kyc_account_check: in process, SQLite)",
 ]
 
 

@@ -584,6 +584,7 @@ def _report(tallies: dict[str, Tally], rss_mib: dict[str, float]) -> list[str | 
         f"targets: auth >= {RATIO_TARGET}, kyc/binding/refund >= {PEER_RATIO_TARGET} x ceiling "
         f"req/s; p99 <= {P99_TARGET:.0f} x ceiling p99"
     )
+    lines += _auth_check_share(tallies)
     for service, mib in rss_mib.items():
         met = mib < RSS_TARGET_MIB
         lines.append(f"{service} resident memory after the run: {mib:.0f} MiB")
@@ -601,6 +602,35 @@ def _report(tallies: dict[str, Tally], rss_mib: dict[str, float]) -> list[str | 
 
 FREEZE_ACCOUNTS: Final = 16 if QUICK else 64
 FREEZE_ACCOUNT: Final = "/wallet.auth.v1.AccountAdminService/FreezeAccount"
+
+
+def _auth_check_share(tallies: dict[str, Tally]) -> list[str | Row]:
+    """What the per-request call to auth costs under this load, from this run's rows: auth's
+    CPU per GetAccountStatus (the call each peer request makes) beside each peer's own CPU per
+    request, and the share of the two that is auth's."""
+    peers = [name for name in (KYC_READ, BINDING_READ, REFUND_READ) if name in tallies]
+    if STATUS_READ not in tallies or not peers:
+        return []
+    check_ms = tallies[STATUS_READ].cpu_ms_per_call
+    figures: dict[str, float | str] = {"auth cpu ms/check": round(check_ms, 3)}
+    for name in peers:
+        service = name.split("Service.")[0].lower()
+        figures[f"{service} share"] = f"{check_ms / (check_ms + tallies[name].cpu_ms_per_call):.0%}"
+    shares = ", ".join(
+        f"{key.removesuffix(' share')} {value}"
+        for key, value in figures.items()
+        if key.endswith("share")
+    )
+    return [
+        f"the per-request call to auth: {check_ms:.3f} ms of auth's CPU per check; its share of "
+        f"the servers' CPU per peer request: {shares}",
+        Row(
+            "per-request call to auth, under load (GetAccountStatus's CPU beside each peer's)",
+            figures,
+            command("hotpath"),
+            note="the design: one GetAccountStatus per request",
+        ),
+    ]
 
 
 async def _freeze_probe(
