@@ -20,9 +20,7 @@ from benchmarks import report
 _PREFIX = "bench_"
 _OUTPUT = Path(__file__).resolve().parent.parent / "var" / "bench"
 # What the issue asks for that no benchmark measures yet (docs/performance.md says why).
-MISSING = [
-    "scaling out of binding and refund (kyc's GetVerification is measured on 1 and 2 processes)",
-]
+MISSING: list[str] = []
 
 
 def _available() -> list[str]:

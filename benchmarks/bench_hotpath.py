@@ -22,6 +22,7 @@ memory after the run (target: under 150 MiB). QUICK=1 runs shorter rounds.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import statistics
@@ -68,9 +69,13 @@ KYC_READ: Final = "KycService.GetVerification (user token)"
 BINDING_READ: Final = "BindingService.ListCards (user token)"
 REFUND_READ: Final = "RefundService.ListRefunds (user token)"
 KYC_SCALED: Final = "KycService.GetVerification, 2 processes"
+BINDING_SCALED: Final = "BindingService.ListCards, 2 processes"
+REFUND_SCALED: Final = "RefundService.ListRefunds, 2 processes"
+SCALED: Final = {KYC_SCALED: KYC_READ, BINDING_SCALED: BINDING_READ, REFUND_SCALED: REFUND_READ}
+"""Each scaling-out row and the one-process row it is compared with."""
 SCALED_CONNECTIONS: Final = 8
-"""Connections the load generator opens to the two kyc processes sharing one port
-(SO_REUSEPORT, `KYC_REUSE_PORT`): the kernel hands each new connection to one of them."""
+"""Connections the load generator opens to the two processes of a service sharing one port
+(SO_REUSEPORT, `<PREFIX>REUSE_PORT`): the kernel hands each new connection to one of them."""
 PEER_RATIO_TARGET: Final = 0.35
 
 GET_VERIFICATION: Final = "/wallet.kyc.v1.KycService/GetVerification"
@@ -434,9 +439,9 @@ def _calls(env: dict[str, str], pairs: list[tuple[str, str]]) -> dict[str, list[
         ],
         USER_READ: [Call(get_account, token) for token in user_tokens],
         KYC_READ: [Call(empty, token) for token in user_tokens],
-        KYC_SCALED: [Call(empty, token) for token in user_tokens],
         BINDING_READ: [Call(empty, token) for token in user_tokens],
         REFUND_READ: [Call(empty, token) for token in user_tokens],
+        **{scaled: [Call(empty, token) for token in user_tokens] for scaled in SCALED},
         STATUS_READ: [
             Call(
                 account_status_service_pb2.GetAccountStatusRequest(
@@ -545,7 +550,7 @@ def _report(tallies: dict[str, Tally], rss_mib: dict[str, float]) -> list[str | 
         ratio = tally.rate / ceiling.rate
         p99_ratio = tally.percentile(99) / ceiling.percentile(99)
         floor = PEER_RATIO_TARGET if name in (KYC_READ, BINDING_READ, REFUND_READ) else RATIO_TARGET
-        reported = name in (CEILING, PIPELINE, KYC_SCALED)
+        reported = name in (CEILING, PIPELINE, *SCALED)
         met = None if reported else ratio >= floor and p99_ratio <= P99_TARGET
         verdict = "" if met is None else ("  ok" if met else "  MISSED")
         lines.append(
@@ -561,13 +566,13 @@ def _report(tallies: dict[str, Tally], rss_mib: dict[str, float]) -> list[str | 
             "x ceiling": round(ratio, 2),
             "p99 x": round(p99_ratio, 2),
         }
-        if name == KYC_SCALED and KYC_READ in tallies:
-            figures["x 1 process"] = round(tally.rate / tallies[KYC_READ].rate, 2)
+        if name in SCALED and SCALED[name] in tallies:
+            figures["x 1 process"] = round(tally.rate / tallies[SCALED[name]].rate, 2)
             figures["cpu split"] = "/".join(
                 f"{share / tally.cpu_seconds:.0%}" for share in tally.cpu_split or []
             )
             lines.append(
-                f"{KYC_SCALED}: {figures['x 1 process']} x the one-process rate, the two "
+                f"{name}: {figures['x 1 process']} x the one-process rate, the two "
                 f"processes' CPU split {figures['cpu split']} over {SCALED_CONNECTIONS} "
                 "connections"
             )
@@ -733,6 +738,25 @@ def _launch(
     return process, lambda: _wait_for_ports(log_path, process, log_name or service)
 
 
+def _second_process(
+    stack: ExitStack, scratch: Path, service: str, env: dict[str, str], ports: dict[str, int]
+) -> tuple[subprocess.Popen[bytes], Callable[[], dict[str, int]]]:
+    """A second process of `service` on the first's public, admin and internal ports (both
+    started with `<PREFIX>REUSE_PORT`), with a metrics port of its own and no migration."""
+    prefix = service.upper()
+    return _launch(
+        stack,
+        scratch,
+        service,
+        {
+            **env,
+            f"{prefix}_MIGRATE_ON_START": "false",
+            **{f"{prefix}_{kind.upper()}_PORT": str(ports[kind]) for kind in SHARED_PORTS},
+        },
+        log_name=f"{service}-2",
+    )
+
+
 async def _bench() -> list[str | Row]:
     server_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -751,45 +775,36 @@ async def _bench() -> list[str | Row]:
                 reuse_port="true",
             )
             kyc, kyc_ports = _start(stack, scratch, "kyc", kyc_env)
-            # Scaling out: a second kyc process on the same three ports (SO_REUSEPORT), starting
-            # while binding and refund do.
-            kyc2, kyc2_started = _launch(
-                stack,
-                scratch,
-                "kyc",
-                {
-                    **kyc_env,
-                    "KYC_MIGRATE_ON_START": "false",
-                    **{f"KYC_{kind.upper()}_PORT": str(kyc_ports[kind]) for kind in SHARED_PORTS},
-                },
-                log_name="kyc-2",
-            )
-            binding, binding_ports = _start(
-                stack,
-                scratch,
+            # Scaling out: a second process of each peer on its three ports (SO_REUSEPORT),
+            # starting while the next services do.
+            kyc2, kyc2_started = _second_process(stack, scratch, "kyc", kyc_env, kyc_ports)
+            binding_env = _service_env(
                 "binding",
-                _service_env(
-                    "binding",
-                    urls["binding"],
-                    redis_url,
-                    auth_internal_address=auth_internal,
-                    kyc_internal_address=f"127.0.0.1:{kyc_ports['internal']}",
-                    vault_database_url=f"sqlite+aiosqlite:///{scratch / 'binding-vault.db'}",
-                ),
+                urls["binding"],
+                redis_url,
+                auth_internal_address=auth_internal,
+                kyc_internal_address=f"127.0.0.1:{kyc_ports['internal']}",
+                vault_database_url=f"sqlite+aiosqlite:///{scratch / 'binding-vault.db'}",
+                reuse_port="true",
             )
-            refund, refund_ports = _start(
-                stack,
-                scratch,
+            binding, binding_ports = _start(stack, scratch, "binding", binding_env)
+            binding2, binding2_started = _second_process(
+                stack, scratch, "binding", binding_env, binding_ports
+            )
+            refund_env = _service_env(
                 "refund",
-                _service_env(
-                    "refund",
-                    urls["refund"],
-                    redis_url,
-                    auth_internal_address=auth_internal,
-                    binding_internal_address=f"127.0.0.1:{binding_ports['internal']}",
-                ),
+                urls["refund"],
+                redis_url,
+                auth_internal_address=auth_internal,
+                binding_internal_address=f"127.0.0.1:{binding_ports['internal']}",
+                reuse_port="true",
             )
-            kyc2_started()
+            refund, refund_ports = _start(stack, scratch, "refund", refund_env)
+            refund2, refund2_started = _second_process(
+                stack, scratch, "refund", refund_env, refund_ports
+            )
+            for started in (kyc2_started, binding2_started, refund2_started):
+                started()
             pipeline_log = stack.enter_context((scratch / "pipeline.log").open("wb"))
             echo = stack.enter_context(_process(["-m", _MODULE, "echo"], {}, sys.stderr.buffer))
             pipeline = stack.enter_context(_process(["-m", _MODULE, "pipeline"], {}, pipeline_log))
@@ -811,21 +826,29 @@ async def _bench() -> list[str | Row]:
                     also=(kyc2.pid,),
                 ),
                 Target(
-                    BINDING_READ, f"127.0.0.1:{binding_ports['public']}", LIST_CARDS, binding.pid
+                    BINDING_READ,
+                    f"127.0.0.1:{binding_ports['public']}",
+                    LIST_CARDS,
+                    binding.pid,
+                    also=(binding2.pid,),
                 ),
                 Target(
-                    REFUND_READ, f"127.0.0.1:{refund_ports['public']}", LIST_REFUNDS, refund.pid
+                    REFUND_READ,
+                    f"127.0.0.1:{refund_ports['public']}",
+                    LIST_REFUNDS,
+                    refund.pid,
+                    also=(refund2.pid,),
                 ),
             ]
-            scaled = Target(
-                KYC_SCALED,
-                f"127.0.0.1:{kyc_ports['public']}",
-                GET_VERIFICATION,
-                kyc.pid,
-                also=(kyc2.pid,),
-                connections=SCALED_CONNECTIONS,
-            )
-            tallies = await asyncio.to_thread(_measure, load, [*targets, scaled], calls)
+            # The same calls over SCALED_CONNECTIONS connections, which the kernel spreads over
+            # both processes of the service.
+            scaled = [
+                dataclasses.replace(target, name=name, connections=SCALED_CONNECTIONS)
+                for name, one in SCALED.items()
+                for target in targets
+                if target.name == one
+            ]
+            tallies = await asyncio.to_thread(_measure, load, [*targets, *scaled], calls)
             admitted = await _freeze_probe(
                 f"127.0.0.1:{ports['admin']}", targets[-3:], pairs, calls[USER_READ]
             )
@@ -836,7 +859,9 @@ async def _bench() -> list[str | Row]:
                     ("kyc", kyc),
                     ("kyc (second process)", kyc2),
                     ("binding", binding),
+                    ("binding (second process)", binding2),
                     ("refund", refund),
+                    ("refund (second process)", refund2),
                 )
             }
     return [*_report(tallies, rss), *_freeze_rows(admitted)]
