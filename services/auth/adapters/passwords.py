@@ -31,6 +31,7 @@ MIN_MEMORY_COST_KIB: Final = 19_456
 MIN_TIME_COST: Final = 2
 DEFAULT_MAX_CONCURRENT_HASHES: Final = 1
 """The cores less one for the event loop, on the 2-core machines this runs on."""
+_LOWEST: Final = 19
 HASHING_NICENESS: Final = 10
 """How much lower the hashing threads' priority is than the event loop's (CFS gives a thread
 at +10 about a tenth of the weight of one at 0 when both want the same core)."""
@@ -125,9 +126,12 @@ class PasswordHasher:
 
 
 def _below_the_event_loop() -> None:
-    """Lowers the calling worker thread's priority by HASHING_NICENESS."""
+    """Lowers the calling worker thread's priority by HASHING_NICENESS (to at most 19, the
+    lowest there is)."""
+    thread = threading.get_native_id()
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)
+        niceness = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, min(niceness + HASHING_NICENESS, _LOWEST))
     except OSError:
         # Not Linux (the id is not a thread's there) or not allowed: hash at the same
         # priority, which is only slower for the other RPCs under load, never wrong.

@@ -4,6 +4,8 @@ bounded concurrency, and an event loop that keeps running while hashes are compu
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import threading
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
@@ -11,7 +13,7 @@ from typing import Any
 import pytest
 from passlib.context import CryptContext
 
-from services.auth.adapters.passwords import Argon2Parameters, PasswordHasher
+from services.auth.adapters.passwords import HASHING_NICENESS, Argon2Parameters, PasswordHasher
 
 PASSWORD = "correct horse battery staple"
 
@@ -160,6 +162,21 @@ async def test_the_event_loop_keeps_running_while_eight_hashes_run(
     await ticking
     assert probe.calls == 8
     assert ticks_while_hashing > 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="niceness per thread is Linux's")
+async def test_hashes_run_at_a_lower_priority_than_the_event_loop() -> None:
+    hasher = PasswordHasher()
+
+    def niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    try:
+        in_the_pool = await asyncio.get_running_loop().run_in_executor(hasher._executor, niceness)
+    finally:
+        hasher.close()
+
+    assert in_the_pool == min(niceness() + HASHING_NICENESS, 19)
 
 
 async def test_dummy_verification_does_the_work_of_a_real_one(
