@@ -103,8 +103,11 @@ async def wait_until_serving(running: BindingProcess) -> None:
     pytest.fail(f"binding exited with {running.process.returncode}:\n{running.output()}")
 
 
-async def registered_access_token(auth_port: int, sms: SmsWebhookCatcher) -> str:
-    phone = contact_pb2.Contact(phone=PHONE)
+async def registered_access_token(
+    auth_port: int, sms: SmsWebhookCatcher, number: str = PHONE
+) -> str:
+    """An access token of a new account registered by `number` and signed in with it."""
+    phone = contact_pb2.Contact(phone=number)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{auth_port}") as channel:
         auth = auth_service_pb2_grpc.AuthServiceStub(channel)
         started = await auth.StartRegistration(
@@ -112,7 +115,7 @@ async def registered_access_token(auth_port: int, sms: SmsWebhookCatcher) -> str
                 request_id=request_id(), password=PASSWORD, contact=phone
             )
         )
-        code = extract_code((await sms.wait_for(to=PHONE)).text)
+        code = extract_code((await sms.wait_for(to=number)).text)
         await auth.CompleteRegistration(
             auth_service_pb2.CompleteRegistrationRequest(
                 request_id=request_id(),

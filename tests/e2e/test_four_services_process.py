@@ -29,6 +29,7 @@ from tests.api.kyc.harness import LEGAL_NAME, RESIDENT_ID, reviewer, submit_requ
 from tests.api.walletsec.cli_helpers import operator_token
 from tests.conftest import fresh_postgres_database
 from tests.e2e.refund_peers import simulated_gateway
+from tests.e2e.test_binding_process import _subject_of, registered_access_token
 from tests.e2e.test_kyc_process import (
     ServiceProcess,
     fixed_ports,
@@ -36,11 +37,11 @@ from tests.e2e.test_kyc_process import (
     started_in_order,
     stop,
 )
-from tests.support.notify import SmsWebhookCatcher, extract_code
+from tests.support.notify import SmsWebhookCatcher
 from wallet.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
 from wallet.binding.v1 import binding_service_pb2, binding_service_pb2_grpc
 from wallet.binding.v1 import types_pb2 as binding_types
-from wallet.common.v1 import client_pb2, contact_pb2, money_pb2
+from wallet.common.v1 import money_pb2
 from wallet.kyc.v1 import (
     kyc_review_service_pb2,
     kyc_review_service_pb2_grpc,
@@ -58,10 +59,6 @@ from walletcore.identity import OperatorRole
 
 PHONE: Final = "+8613800138456"
 OTHER_PHONE: Final = "+8613800138457"
-PASSWORD: Final = "correct horse battery staple"
-CLIENT: Final = client_pb2.ClientContext(
-    device_id="e2e-four-device", platform=client_pb2.PLATFORM_ANDROID
-)
 TEST_CARD: Final = "4242 4242 4242 4242"
 """The card networks' public test number (Visa)."""
 SERVICES: Final = ("auth", "kyc", "binding", "refund")
@@ -123,31 +120,6 @@ async def four_services(
         }
         async with started_in_order(tmp_path, settings, ports) as running:
             yield running
-
-
-async def register(
-    channel: grpc.aio.Channel, sms: SmsWebhookCatcher, phone: str, auth: ServiceProcess
-) -> tuple[str, str]:
-    """A new account of auth, signed in: (account id, access token)."""
-    users = auth_service_pb2_grpc.AuthServiceStub(channel)
-    try:
-        started = await users.StartRegistration(
-            auth_service_pb2.StartRegistrationRequest(
-                request_id=request_id(), password=PASSWORD, contact=contact_pb2.Contact(phone=phone)
-            )
-        )
-    except grpc.aio.AioRpcError as error:
-        # Seen once as RESOURCE_EXHAUSTED on a fresh limiter namespace: name the quota.
-        raise AssertionError(f"{error_details(error)}\n{auth.output()[-4000:]}") from error
-    registered = await users.CompleteRegistration(
-        auth_service_pb2.CompleteRegistrationRequest(
-            request_id=request_id(),
-            registration_id=started.registration_id,
-            code=extract_code((await sms.wait_for(to=phone)).text),
-            client=CLIENT,
-        )
-    )
-    return registered.account_id, registered.tokens.access_token
 
 
 async def refusal(call: Awaitable[Any]) -> tuple[grpc.StatusCode, str | None]:
@@ -214,8 +186,11 @@ async def test_a_verified_user_is_refunded_to_the_card_and_a_bulk_freeze_stops_a
         grpc.aio.insecure_channel(refund.address("PUBLIC")) as refund_public,
         grpc.aio.insecure_channel(refund.address("INTERNAL")) as refund_internal,
     ):
-        account_id, token = await register(auth_public, sms_webhook_catcher, PHONE, auth)
-        other_id, _ = await register(auth_public, sms_webhook_catcher, OTHER_PHONE, auth)
+        token = await registered_access_token(auth.ports["PUBLIC"], sms_webhook_catcher, PHONE)
+        account_id = _subject_of(token)
+        other_id = _subject_of(
+            await registered_access_token(auth.ports["PUBLIC"], sms_webhook_catcher, OTHER_PHONE)
+        )
         user = bearer(token)
         verifications = kyc_service_pb2_grpc.KycServiceStub(kyc_public)
         submitted = await verifications.SubmitVerification(submit_request(), metadata=user)
